@@ -1,0 +1,3 @@
+from trio_wrapper.cli import main
+
+raise SystemExit(main())

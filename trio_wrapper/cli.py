@@ -1,0 +1,69 @@
+"""Command line: ``trio-wrapper serve [--config F] [--host H] [--port P] [--logs-dir D]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from trio_wrapper import __version__
+from trio_wrapper.config import ConfigError, load_config
+
+DEFAULT_CONFIG = Path("conf/trio_wrapper.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trio-wrapper", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"trio-wrapper {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument(
+        "--config",
+        help=f"TOML config file (default: $TRIO_WRAPPER_CONFIG, else {DEFAULT_CONFIG} if present)",
+    )
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8151; 0 = any free port)")
+    serve.add_argument("--logs-dir", help="where agent logs go (default ./logs)")
+    serve.add_argument("--log-level", default="INFO", help="daemon log level (default INFO)")
+    return parser
+
+
+def _config_path(arg: str | None) -> str | None:
+    if arg:
+        return arg
+    env = os.environ.get("TRIO_WRAPPER_CONFIG")
+    if env:
+        return env
+    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, dict[str, Any]] = {"server": {}}
+    if args.host is not None:
+        overrides["server"]["host"] = args.host
+    if args.port is not None:
+        overrides["server"]["port"] = args.port
+    if args.logs_dir is not None:
+        overrides["server"]["logs_dir"] = args.logs_dir
+    try:
+        config = load_config(_config_path(args.config), overrides=overrides)
+        _ = config.token  # a token file that cannot be read is a config error too
+    except ConfigError as exc:
+        print(f"trio-wrapper: config error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from trio_wrapper.daemon import serve
+
+    trio.run(serve, config)
+    return 0

@@ -1,0 +1,223 @@
+"""Configuration: defaults < TOML file < ``TRIO_WRAPPER_<SECTION>_<KEY>`` env < CLI flags.
+
+msgspec does the type checking, so a wrong type or an unknown key is reported with its
+path; ``ConfigError`` carries a one-line message naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from trio_wrapper.formats import FORMATS
+
+ENV_PREFIX = "TRIO_WRAPPER_"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class ConfigError(Exception):
+    """A bad configuration: the message names the key."""
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8151
+    logs_dir: str = "logs"
+    root_path: str = ""
+    forwarded_hops: int = 0
+    graceful_timeout_seconds: float = 3.0
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+
+
+class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    stop_grace_seconds: float = 10.0
+    default_format: str = "auto"
+    allowed_commands: list[str] = msgspec.field(default_factory=list)
+    stdin_write_timeout_seconds: float = 10.0
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_agents: int = 1000
+    max_body_bytes: int = 1024 * 1024
+    max_line_bytes: int = 64 * 1024
+    read_chunk_bytes: int = 64 * 1024
+
+
+class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    token: str = ""
+    token_file: str = ""
+    protect_reads: bool = False
+
+
+class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    allow_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["http://localhost:8080", "http://127.0.0.1:8080"]
+    )
+    allow_credentials: bool = False
+
+
+class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    command: list[str]
+    format: str = "auto"
+
+
+def _default_profiles() -> dict[str, Profile]:
+    return {
+        "codex": Profile(command=["codex", "exec", "--json", "{prompt}"], format="codex-json"),
+        "claude": Profile(
+            command=["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"],
+            format="claude-stream-json",
+        ),
+        "gemini": Profile(
+            command=["gemini", "-p", "{prompt}", "--output-format", "stream-json"],
+            format="gemini-stream-json",
+        ),
+        "aider": Profile(
+            command=["aider", "--yes-always", "--no-pretty", "--message", "{prompt}"],
+            format="aider",
+        ),
+    }
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    agents: AgentsConfig = msgspec.field(default_factory=AgentsConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
+    profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
+
+    @property
+    def logs_path(self) -> Path:
+        return Path(self.server.logs_dir)
+
+    @property
+    def token(self) -> str:
+        """The bearer token, from ``auth.token`` or the first line of ``auth.token_file``."""
+        if self.auth.token:
+            return self.auth.token
+        if self.auth.token_file:
+            try:
+                return Path(self.auth.token_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"auth.token_file: cannot read: {exc.strerror}") from exc
+        return ""
+
+
+_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "server": ServerConfig,
+    "agents": AgentsConfig,
+    "limits": LimitsConfig,
+    "auth": AuthConfig,
+    "cors": CorsConfig,
+}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Collect ``TRIO_WRAPPER_<SECTION>_<KEY>`` values; lists are comma-separated."""
+    out: dict[str, dict[str, Any]] = {}
+    for section, struct in _SECTIONS.items():
+        for field in msgspec.structs.fields(struct):
+            name = f"{ENV_PREFIX}{section.upper()}_{field.name.upper()}"
+            if name not in environ:
+                continue
+            raw = environ[name]
+            value: Any = raw
+            if getattr(field.type, "__origin__", None) is list:
+                value = [item.strip() for item in raw.split(",") if item.strip()]
+            out.setdefault(section, {})[field.name] = value
+    return out
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> None:
+    for section, values in extra.items():
+        target = base.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{section}: expected a table")
+        target.update(values)
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    # msgspec says e.g. "Expected `int`, got `str` - at `$.server.port`"; lead with the key.
+    text = str(exc)
+    if " - at `$." in text:
+        message, _, where = text.rpartition(" - at `$.")
+        return f"{where.rstrip('`')}: {message}"
+    return text
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Build the configuration; raise ``ConfigError`` with a one-line reason."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    # A file's [profiles.x] adds to or replaces the shipped profiles one by one.
+    shipped = msgspec.to_builtins(_default_profiles())
+    if isinstance(data.get("profiles"), dict):
+        data["profiles"] = {**shipped, **data["profiles"]}
+    _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        _merge(data, overrides)
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    validate(config)
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(config: Config) -> None:
+    """Checks msgspec's types cannot express."""
+    server, limits, agents = config.server, config.limits, config.agents
+    if not 0 <= server.port <= 65535:
+        raise ConfigError("server.port: must be between 0 and 65535")
+    if server.forwarded_hops < 0:
+        raise ConfigError("server.forwarded_hops: must not be negative")
+    root = server.root_path
+    if root and (not root.startswith("/") or root.endswith("/")):
+        raise ConfigError("server.root_path: must start with '/' and not end with '/'")
+    for key in ("max_agents", "max_body_bytes", "max_line_bytes", "read_chunk_bytes"):
+        if getattr(limits, key) < 1:
+            raise ConfigError(f"limits.{key}: must be positive")
+    if agents.stop_grace_seconds < 0:
+        raise ConfigError("agents.stop_grace_seconds: must not be negative")
+    if agents.default_format not in FORMATS:
+        raise ConfigError(f"agents.default_format: must be one of {', '.join(FORMATS)}")
+    for name, profile in config.profiles.items():
+        if not profile.command:
+            raise ConfigError(f"profiles.{name}.command: must not be empty")
+        if profile.format not in FORMATS:
+            raise ConfigError(f"profiles.{name}.format: must be one of {', '.join(FORMATS)}")
+    if "*" in config.cors.allow_origins and config.cors.allow_credentials:
+        raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
+    if not is_loopback(server.host) and not config.token:
+        raise ConfigError(
+            f"server.host: refusing to bind non-loopback address {server.host!r} without "
+            "auth.token (or auth.token_file / TRIO_WRAPPER_AUTH_TOKEN)"
+        )

@@ -1,0 +1,78 @@
+"""``trio-wrapper serve``: the root nursery that owns everything.
+
+daemon (root nursery)
+├── signal watcher   SIGTERM/SIGINT → orderly shutdown
+├── supervisor       agents, each in its own nursery
+└── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.middleware import ProxyFixMiddleware
+from hypercorn.trio import serve as hypercorn_serve
+
+from trio_wrapper.app import create_app
+from trio_wrapper.config import Config
+from trio_wrapper.supervisor import Supervisor
+
+log = logging.getLogger("trio_wrapper")
+
+
+def raise_open_file_limit() -> int:
+    """Agents and clients each hold several descriptors: use all the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    host = config.server.host
+    hc.bind = [f"[{host}]:{config.server.port}" if ":" in host else f"{host}:{config.server.port}"]
+    hc.root_path = config.server.root_path
+    hc.graceful_timeout = config.server.graceful_timeout_seconds
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.include_server_header = False
+    return hc
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
+    raise_open_file_limit()
+    supervisor = Supervisor(config)
+    app = create_app(config, supervisor)
+    asgi: Any = app
+    if config.server.forwarded_hops:
+        asgi = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
+    stop_serving = trio.Event()
+
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await nursery.start(supervisor.run)
+            binds = await nursery.start(
+                lambda task_status: hypercorn_serve(
+                    asgi,
+                    hypercorn_config(config),
+                    shutdown_trigger=stop_serving.wait,
+                    task_status=task_status,
+                )
+            )
+            for bind in binds:
+                # Tests and scripts read the bound port from this line (port 0 = ephemeral).
+                log.info("trio-wrapper listening on %s", bind)
+            async for signum in signals:
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                break
+        stop_serving.set()
+        await supervisor.shutdown()
+        log.info("all agents stopped; bye")

@@ -1,0 +1,50 @@
+"""The agent status machine of the contract (section 2). Pure."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"  # found in the logs dir: the daemon died while it ran
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED, Status.INTERRUPTED})
+
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.STOPPING}),
+    Status.RUNNING: frozenset({Status.STOPPING, Status.COMPLETED, Status.FAILED}),
+    Status.STOPPING: frozenset({Status.STOPPED, Status.FAILED}),
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+def check_transition(old: Status, new: Status) -> None:
+    if new not in _ALLOWED.get(old, frozenset()):
+        raise InvalidTransition(f"{old} -> {new}")
+
+
+def status_after_exit(returncode: int, *, stop_requested: bool, timed_out: bool) -> Status:
+    """What an exit means. ``returncode`` follows ``subprocess``: negative = killed by signal.
+
+    A stop we asked for ends as ``stopped`` whatever the child did on its way out; a
+    timeout is our doing too but the run did not finish its work, so it is ``failed``.
+    """
+    if timed_out:
+        return Status.FAILED
+    if stop_requested:
+        return Status.STOPPED
+    return Status.COMPLETED if returncode == 0 else Status.FAILED

@@ -1,0 +1,34 @@
+"""Time formats of the contract: RFC 3339 stamps, Go-style durations, log file stamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+LOG_STAMP_FORMAT = "%Y-%m-%d-%H-%M-%S"  # the seed's file layout: 2026-02-10-05-44-30
+
+
+def now_local() -> datetime:
+    """An aware datetime in the daemon's local zone (the seed shows local offsets)."""
+    return datetime.now().astimezone()
+
+
+def rfc3339(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds")
+
+
+def log_stamp(moment: datetime) -> str:
+    return moment.strftime(LOG_STAMP_FORMAT)
+
+
+def go_duration(seconds: float) -> str:
+    """Like Go's ``time.Duration.Round(time.Second).String()``: 15h23m45s, 8m15s, 45s, 0s."""
+    total = round(max(seconds, 0.0))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
