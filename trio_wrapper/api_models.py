@@ -115,3 +115,15 @@ class Deleted(msgspec.Struct):
 class InputAccepted(msgspec.Struct):
     written: int
     eof: bool
+
+
+DOCUMENTED_MODELS: tuple[type[msgspec.Struct], ...] = (
+    AgentCreate,
+    AgentInput,
+    AgentList,
+    AgentDetail,
+    Health,
+    Deleted,
+    InputAccepted,
+    ErrorResponse,
+)

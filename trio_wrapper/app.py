@@ -21,6 +21,7 @@ import trio
 from quart import Response, request, send_file
 from quart_cors import cors
 from quart_schema import (
+    OpenAPIProvider,
     QuartSchema,
     document_querystring,
     document_request,
@@ -32,6 +33,7 @@ from werkzeug.exceptions import HTTPException
 from trio_wrapper import __version__
 from trio_wrapper.agent import AgentSpec, StdinBlocked, StdinClosed
 from trio_wrapper.api_models import (
+    DOCUMENTED_MODELS,
     AgentCreate,
     AgentDetail,
     AgentInput,
@@ -67,6 +69,19 @@ _HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
 }
+
+
+class _OpenAPIProvider(OpenAPIProvider):
+    """quart-schema (0.25) inlines each msgspec model but drops the components its nested
+    models ``$ref``; add every documented model's components so the references resolve."""
+
+    def schema(self) -> dict[str, Any]:
+        schema = super().schema()
+        _, components = msgspec.json.schema_components(
+            DOCUMENTED_MODELS, ref_template="#/components/schemas/{name}"
+        )
+        schema["components"]["schemas"] = {**components, **schema["components"]["schemas"]}
+        return schema
 
 
 @dataclass
@@ -108,6 +123,7 @@ def create_app(config: Config | None = None, supervisor: Supervisor | None = Non
         scalar_ui_path=None,
         info={"title": "trio_wrapper", "version": __version__},
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        openapi_provider_class=_OpenAPIProvider,
     )
     cors(
         app,
