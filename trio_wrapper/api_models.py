@@ -117,13 +117,18 @@ class InputAccepted(msgspec.Struct):
     eof: bool
 
 
-DOCUMENTED_MODELS: tuple[type[msgspec.Struct], ...] = (
-    AgentCreate,
-    AgentInput,
-    AgentList,
-    AgentDetail,
-    Health,
-    Deleted,
-    InputAccepted,
-    ErrorResponse,
-)
+class StreamQuery(msgspec.Struct, kw_only=True):
+    """Stream resume: ``history`` replays the last N retained events on connect;
+    ``last_event_id`` (or the ``Last-Event-ID`` header) replays what came after it."""
+
+    history: int = 0
+    last_event_id: int | None = None
+
+
+class SseStats(msgspec.Struct):
+    total_agents: int
+    total_clients: int
+    agents: dict[str, int]
+    events_clients: int
+    dropped_events_total: int
+    slow_disconnects_total: int

@@ -18,8 +18,9 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.trio import serve as hypercorn_serve
 
-from trio_wrapper.app import create_app
+from trio_wrapper.app import create_app, hub_limits
 from trio_wrapper.config import Config
+from trio_wrapper.hub import Hub
 from trio_wrapper.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
@@ -49,8 +50,9 @@ def hypercorn_config(config: Config) -> HypercornConfig:
 async def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
-    supervisor = Supervisor(config)
-    app = create_app(config, supervisor)
+    hub = Hub(hub_limits(config))
+    supervisor = Supervisor(config, observers=[hub])
+    app = create_app(config, supervisor, hub)
     asgi: Any = app
     if config.server.forwarded_hops:
         asgi = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
@@ -58,6 +60,7 @@ async def serve(config: Config) -> None:
 
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            await nursery.start(hub.run)
             await nursery.start(supervisor.run)
             binds = await nursery.start(
                 lambda task_status: hypercorn_serve(
@@ -73,6 +76,9 @@ async def serve(config: Config) -> None:
             async for signum in signals:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 break
+        # Streams end first (with a `shutdown` event), or each would hold hypercorn's
+        # graceful stop for its whole timeout.
+        await hub.shutdown()
         stop_serving.set()
         await supervisor.shutdown()
         log.info("all agents stopped; bye")

@@ -1,0 +1,392 @@
+"""The event hub: per-agent sequence numbers and rings, and fan-out to SSE clients.
+
+Publishing never waits: each client has a bounded buffer (a deque, not a memory channel,
+because a slow client must lose its *oldest* events, and a channel can only refuse the
+newest). A batch (everything one read produced) is appended to each subscriber's buffer in
+one call, and the client's task is woken once. With no subscribers nothing is encoded;
+the rings keep cheap ``Event`` objects until someone asks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trio_wrapper.errors import ApiError
+from trio_wrapper.lines import LineBatch
+from trio_wrapper.sse_wire import Event
+from trio_wrapper.status import Status
+
+if TYPE_CHECKING:
+    from trio_wrapper.agent import Agent
+
+log = logging.getLogger("trio_wrapper.hub")
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    client_buffer: int = 100
+    retained_per_agent: int = 1000
+    retained_global: int = 10_000
+    max_clients: int = 20_000
+    max_clients_per_agent: int = 10_000
+    ping_interval: float = 15.0
+    stall_timeout: float = 120.0
+    sweep_interval: float = 30.0
+    shutdown_grace: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    missed: int
+    first_id: int
+    last_id: int
+
+    def data(self) -> dict[str, int]:
+        return {"missed": self.missed, "first_id": self.first_id, "last_id": self.last_id}
+
+
+class Client:
+    """One SSE connection's buffer and cancel scope. ``push`` is synchronous and O(batch)."""
+
+    __slots__ = (
+        "_first_missed",
+        "_last_missed",
+        "_missed",
+        "_wakeup",
+        "agent",
+        "ended",
+        "id",
+        "items",
+        "limit",
+        "scope",
+        "sending_since",
+        "shutting_down",
+        "use_global_ids",
+    )
+
+    def __init__(self, client_id: str, agent: str | None, limit: int) -> None:
+        self.id = client_id
+        self.agent = agent  # None: the all-agents stream
+        self.use_global_ids = agent is None
+        self.limit = limit
+        self.items: deque[Event] = deque()
+        self._missed = 0
+        self._first_missed = 0
+        self._last_missed = 0
+        self._wakeup = trio.Event()
+        self.scope = trio.CancelScope()
+        self.sending_since: float | None = None
+        self.shutting_down = False  # the daemon stops: send ``shutdown`` and end
+        self.ended = False  # the agent was removed: end quietly
+
+    def _id_of(self, event: Event) -> int:
+        return event.global_seq if self.use_global_ids else event.seq
+
+    def push(self, events: Sequence[Event]) -> int:
+        """Append; if over the limit, drop the oldest. Returns how many were dropped."""
+        items = self.items
+        items.extend(events)
+        overflow = len(items) - self.limit
+        if overflow > 0:
+            first = items.popleft()
+            if not self._missed:
+                self._first_missed = self._id_of(first)
+            last = first
+            for _ in range(overflow - 1):
+                last = items.popleft()
+            self._last_missed = self._id_of(last)
+            self._missed += overflow
+        self._wakeup.set()
+        return max(overflow, 0)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def take(self) -> tuple[list[Event], Gap | None]:
+        """Everything buffered, and the gap before it if some was lost."""
+        gap = None
+        if self._missed:
+            gap = Gap(self._missed, self._first_missed, self._last_missed)
+            self._missed = 0
+        batch = list(self.items)
+        self.items.clear()
+        return batch, gap
+
+    async def wait(self) -> None:
+        """Until something was pushed (or the client is told to stop)."""
+        while not (self.items or self._missed or self.shutting_down or self.ended):
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+
+
+class AgentChannel:
+    """One agent's numbering, its ring of recent events and its subscribers."""
+
+    __slots__ = ("clients", "complete", "next_seq", "ring")
+
+    def __init__(self, retained: int) -> None:
+        self.next_seq = 1
+        self.ring: deque[Event] = deque(maxlen=retained)
+        self.clients: set[Client] = set()
+        self.complete: Event | None = None
+
+
+@dataclass(slots=True)
+class Subscription:
+    client: Client
+    replay: list[Event]
+    gap: Gap | None
+    finished: bool  # the agent had finished: replay, then ``complete``, then end
+    complete: Event | None  # its numbered ``complete`` event, when the hub saw it happen
+
+
+class Hub:
+    def __init__(self, limits: HubLimits | None = None) -> None:
+        self.limits = limits or HubLimits()
+        self.channels: dict[str, AgentChannel] = {}
+        self.global_ring: deque[Event] = deque(maxlen=self.limits.retained_global)
+        self.global_clients: set[Client] = set()
+        self.next_global_seq = 1
+        self.dropped_events_total = 0
+        self.slow_disconnects_total = 0
+        self.events_total = 0
+        self.clients: set[Client] = set()
+        self._client_ids = itertools.count(1)
+        self.closing = False
+        self._closed = trio.Event()
+
+    # ---- publishing (the AgentObserver seam; synchronous, never waits) ----------------
+
+    def _channel(self, name: str) -> AgentChannel:
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = AgentChannel(self.limits.retained_per_agent)
+        return channel
+
+    def on_lines(self, agent: Agent, stream: str, first_line_num: int, batch: LineBatch) -> None:
+        channel = self._channel(agent.name)
+        lines = batch.lines
+        count = len(lines)
+        seq = channel.next_seq
+        gseq = self.next_global_seq
+        channel.next_seq += count
+        self.next_global_seq += count
+        self.events_total += count
+        # Without subscribers only what the rings can hold is built: the rest would be
+        # evicted at once. The numbers still advance for every line.
+        if channel.clients or self.global_clients:
+            start = 0
+        else:
+            start = max(0, count - max(self.limits.retained_per_agent, self.limits.retained_global))
+        name = agent.name
+        events = [
+            Event(
+                name,
+                seq + i,
+                gseq + i,
+                "log",
+                line=lines[i],
+                stream=stream,
+                line_num=first_line_num + i,
+            )
+            for i in range(start, count)
+        ]
+        self._deliver(channel, events)
+
+    def publish(self, agent_name: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Numbered events other than log lines: (type, data) pairs, e.g. extractions."""
+        channel = self._channel(agent_name)
+        events = []
+        for type_, data in items:
+            events.append(Event(agent_name, channel.next_seq, self.next_global_seq, type_, data))
+            channel.next_seq += 1
+            self.next_global_seq += 1
+        self.events_total += len(events)
+        if events:
+            self._deliver(channel, events)
+
+    def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
+        items: list[tuple[str, dict[str, Any]]] = [
+            ("state", {"state": new.value, "detail": _status_detail(agent, new)})
+        ]
+        if new.is_terminal:
+            items.append(("complete", complete_data(agent)))
+        self.publish(agent.name, items)
+        if new.is_terminal:
+            channel = self._channel(agent.name)
+            channel.complete = channel.ring[-1]
+
+    def on_removed(self, agent: Agent) -> None:
+        channel = self.channels.pop(agent.name, None)
+        if channel is not None:
+            for client in channel.clients:
+                client.ended = True
+                client.wake()
+
+    def _deliver(self, channel: AgentChannel, events: list[Event]) -> None:
+        channel.ring.extend(events)
+        self.global_ring.extend(events)
+        dropped = 0
+        for client in channel.clients:
+            dropped += client.push(events)
+        for client in self.global_clients:
+            dropped += client.push(events)
+        self.dropped_events_total += dropped
+
+    # ---- subscribing ------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        agent_name: str | None,
+        last_event_id: int | None,
+        history: int,
+        *,
+        agent_live: bool = True,
+    ) -> Subscription:
+        """Register a client and take what it must be replayed, in one synchronous step, so
+        nothing published meanwhile is doubled or missed.
+
+        For an agent that has finished (its ``complete`` is known, or it is a past run the
+        hub never saw) the client is not registered: the stream replays and ends.
+        """
+        if self.closing:
+            raise ApiError(503, "shutting_down", "the daemon is shutting down")
+        if len(self.clients) >= self.limits.max_clients:
+            raise ApiError(503, "too_many_clients", "too many SSE clients connected")
+        client = Client(f"c{next(self._client_ids)}", agent_name, self.limits.client_buffer)
+        if agent_name is None:
+            replay, gap = _select_replay(self.global_ring, last_event_id, history, True)
+            self.global_clients.add(client)
+            self.clients.add(client)
+            return Subscription(client, replay, gap, finished=False, complete=None)
+        channel = self.channels.get(agent_name)
+        if channel is None:
+            if not agent_live:
+                return Subscription(client, [], None, finished=True, complete=None)
+            channel = self._channel(agent_name)
+        if len(channel.clients) >= self.limits.max_clients_per_agent:
+            raise ApiError(503, "too_many_clients", f"too many SSE clients on {agent_name!r}")
+        replay, gap = _select_replay(channel.ring, last_event_id, history, False)
+        if channel.complete is not None:
+            return Subscription(client, replay, gap, finished=True, complete=channel.complete)
+        channel.clients.add(client)
+        self.clients.add(client)
+        return Subscription(client, replay, gap, finished=False, complete=None)
+
+    def unsubscribe(self, client: Client) -> None:
+        self.clients.discard(client)
+        if client.agent is None:
+            self.global_clients.discard(client)
+            return
+        channel = self.channels.get(client.agent)
+        if channel is not None:
+            channel.clients.discard(client)
+
+    # ---- figures ----------------------------------------------------------------------
+
+    @property
+    def total_clients(self) -> int:
+        return len(self.clients)
+
+    def stats(self) -> dict[str, Any]:
+        per_agent = {name: len(ch.clients) for name, ch in self.channels.items() if ch.clients}
+        return {
+            "total_agents": len(per_agent),
+            "total_clients": len(self.clients),
+            "agents": per_agent,
+            "events_clients": len(self.global_clients),
+            "dropped_events_total": self.dropped_events_total,
+            "slow_disconnects_total": self.slow_disconnects_total,
+        }
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The sweeper: every 30 s, drop clients stuck in a send past the stall timeout.
+
+        Each send already runs under its own deadline; this catches a client whose
+        deadline could not fire (e.g. its task is blocked outside our scope) so the
+        stats stay true.
+        """
+        task_status.started()
+        while not self._closed.is_set():
+            with trio.move_on_after(self.limits.sweep_interval):
+                await self._closed.wait()
+            self.sweep()
+
+    def sweep(self) -> int:
+        now = trio.current_time()
+        dropped = 0
+        for client in list(self.clients):
+            since = client.sending_since
+            if since is not None and now - since >= self.limits.stall_timeout:
+                client.scope.cancel()
+                dropped += 1
+        return dropped
+
+    async def shutdown(self) -> None:
+        """Tell every stream to send ``shutdown`` and end; cancel the ones that cannot."""
+        self.closing = True
+        for client in self.clients:
+            client.shutting_down = True
+            client.wake()
+        with trio.move_on_after(self.limits.shutdown_grace):
+            while self.clients:  # noqa: ASYNC110 - streams remove themselves as they end
+                await trio.sleep(0.01)
+        for client in list(self.clients):
+            client.scope.cancel()
+        self._closed.set()
+
+
+def _select_replay(
+    ring: deque[Event], last_event_id: int | None, history: int, use_global: bool
+) -> tuple[list[Event], Gap | None]:
+    if not ring:
+        return [], None
+
+    def id_of(event: Event) -> int:
+        return event.global_seq if use_global else event.seq
+
+    if last_event_id is not None:
+        oldest = id_of(ring[0])
+        newest = id_of(ring[-1])
+        if last_event_id >= newest:
+            return [], None
+        gap = None
+        if last_event_id + 1 < oldest:
+            gap = Gap(oldest - last_event_id - 1, last_event_id + 1, oldest - 1)
+        # A ring holds consecutive ids: skip what the client already has.
+        skip = max(0, last_event_id + 1 - oldest)
+        return list(itertools.islice(ring, skip, None)), gap
+    if history > 0:
+        start = max(0, len(ring) - history)
+        return list(itertools.islice(ring, start, None)), None
+    return [], None
+
+
+def _status_detail(agent: Agent, new: Status) -> str:
+    if new is Status.STOPPING:
+        return f"stop requested ({agent.stop_reason or 'api'})"
+    if new.is_terminal:
+        if agent.exit_signal:
+            return f"killed by {agent.exit_signal}"
+        return f"exit code {agent.exit_code}"
+    return ""
+
+
+def complete_data(agent: Agent) -> dict[str, Any]:
+    return {
+        "status": agent.status.value,
+        "exit_code": agent.exit_code,
+        "duration_seconds": round(agent.duration_seconds, 3),
+    }
+
+
+__all__ = ["Client", "Gap", "Hub", "HubLimits", "Subscription", "complete_data"]
