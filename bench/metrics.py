@@ -1,0 +1,180 @@
+"""Benchmark of the three metrics endpoints with 1,000 agents.
+
+Two figures per endpoint (/metrics, /api/metrics, /api/metrics/influxdb):
+
+- server side: the render alone, in process, over 1,000 synthetic agent records
+  (a real MetricsModel over Agent records, no processes);
+- over HTTP: the real daemon (``trio-wrapper serve --port 0``) with 1,000 ``sleep 600``
+  agents started through POST /api/agents, timed with one keep-alive httpx client.
+
+Goal: median <= 5 ms for each. Everything started here is stopped in ``finally``.
+Usage: ``.venv/bin/python bench/metrics.py [--agents N] [--requests N] [--skip-http]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from trio_wrapper import __version__
+from trio_wrapper.agent import Agent
+from trio_wrapper.metrics.influx_view import render_influx
+from trio_wrapper.metrics.json_view import render_json
+from trio_wrapper.metrics.model import MetricsModel
+from trio_wrapper.metrics.prometheus import PrometheusView
+from trio_wrapper.runfiles import RunFiles
+
+DAEMON = Path(sys.executable).parent / "trio-wrapper"
+LISTENING_RE = re.compile(r"trio-wrapper listening on (http://127\.0\.0\.1:\d+)")
+ENDPOINTS = ("/metrics", "/api/metrics", "/api/metrics/influxdb")
+BASELINE = "/api/health"  # the cost of any request through hypercorn + Quart + httpx
+GOAL_MS = 5.0
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def time_calls(call: Callable[[], object], count: int) -> tuple[float, float]:
+    call()  # warm up
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return percentiles(samples)
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.agents: dict[str, Agent] = {}
+        self.started_total = 0
+        self.failed_starts = 0
+
+
+def server_side(agents: int, requests: int) -> dict[str, tuple[float, float]]:
+    registry = _Registry()
+    files = RunFiles(Path("/nonexistent"), "bench")  # never written: records only
+    model = MetricsModel(registry, version=__version__)
+    for i in range(agents):
+        meta = {
+            "name": f"agent-{i:04d}",
+            "status": "running",
+            "bytes": {"stdout": 123_456, "stderr": 789},
+            "total_lines": 4321,
+        }
+        agent = Agent.from_history(files, meta)
+        registry.agents[agent.name] = agent
+        registry.started_total += 1
+        model.on_extractions(agent, {"session": 4, "code_block": 2, "error": 1})
+    prometheus = PrometheusView(model, "trio_wrapper")
+    renders: dict[str, Callable[[], object]] = {
+        "/metrics": prometheus.render,
+        "/api/metrics": lambda: render_json(model.snapshot()),
+        "/api/metrics/influxdb": lambda: render_influx(model.snapshot(), "trio_wrapper", "bench"),
+    }
+    return {path: time_calls(render, requests) for path, render in renders.items()}
+
+
+def start_daemon(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    stderr_path = workdir / "daemon.stderr"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIO_WRAPPER_")}
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            [str(DAEMON), "serve", "--port", "0", "--logs-dir", str(workdir / "logs")],
+            cwd=workdir,  # no conf/ here: defaults only
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = LISTENING_RE.search(stderr_path.read_text(errors="replace"))
+        if match:
+            return process, match.group(1)
+        if process.poll() is not None:
+            break
+        time.sleep(0.02)
+    stop_daemon(process)
+    raise SystemExit(f"daemon did not start:\n{stderr_path.read_text(errors='replace')}")
+
+
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the daemon stops every agent's group itself; SIGKILL if it hangs."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def over_http(agents: int, requests: int) -> dict[str, tuple[float, float]]:
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        process, url = start_daemon(Path(tmp))
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                for i in range(agents):
+                    body = {"name": f"s{i:04d}", "command": ["sleep", "600"], "format": "none"}
+                    response = client.post("/api/agents", json=body)
+                    if response.status_code != 201:
+                        raise SystemExit(f"agent {i}: {response.status_code} {response.text}")
+                listed = client.get("/api/agents", params={"status": "running"}).json()["count"]
+                if listed != agents:
+                    raise SystemExit(f"only {listed} of {agents} agents running")
+
+                def getter(path: str) -> Callable[[], object]:
+                    def get() -> object:
+                        return client.get(path).raise_for_status()
+
+                    return get
+
+                return {path: time_calls(getter(path), requests) for path in (*ENDPOINTS, BASELINE)}
+        finally:
+            stop_daemon(process)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    print(f"# metrics endpoints, {args.agents} agents, {args.requests} requests each")
+    print(f"# {time.strftime('%Y-%m-%d %H:%M %Z')}, Python {sys.version.split()[0]}")
+    results = {"server": server_side(args.agents, args.requests)}
+    if not args.skip_http:
+        results["http"] = over_http(args.agents, args.requests)
+    print("| endpoint | where | median ms | p99 ms | goal (median <= 5 ms) |")
+    print("|---|---|---:|---:|---|")
+    missed = False
+    for where, figures in results.items():
+        for path, (median, p99) in figures.items():
+            ok = median <= GOAL_MS
+            verdict = "met" if ok else "MISSED"
+            if path == BASELINE:
+                verdict = "baseline, not a metrics route"
+            else:
+                missed |= not ok
+            print(f"| {path} | {where} | {median:.2f} | {p99:.2f} | {verdict} |")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

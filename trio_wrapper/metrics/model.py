@@ -1,0 +1,156 @@
+"""The metrics model: fed by the agents as things happen, read by the three formatters.
+
+It is an ``AgentObserver``, so it sees every batch of lines, every status change and
+every DELETE, in order and on the trio thread (no locking). It keeps only what nobody
+else keeps:
+
+- the daemon-wide counters (events, log lines, state changes, extractions by type),
+  which must never go down while the daemon runs, even when the agents that produced
+  them are DELETEd;
+- each listed agent's extraction counts (the extractor reports them here);
+- the sliding window behind ``events_per_second``.
+
+Everything else is read from the supervisor when a snapshot is taken: the agents and
+their status, bytes, lines, duration and exit code, and the started / failed-start
+counters. Agents read back from history are listed (so they count in the gauges) but
+were not started by this daemon, so they do not count as started.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from trio_wrapper.agent import Agent
+from trio_wrapper.lines import LineBatch
+from trio_wrapper.metrics.rate import SlidingRate
+from trio_wrapper.metrics.snapshot import AgentFigures, MetricsSnapshot, SseFigures, SseSource
+from trio_wrapper.status import Status
+
+# Extraction types with their own per-agent series (the seed's code_blocks and errors).
+CODE_BLOCK = "code_block"
+ERROR = "error"
+
+_NO_SSE = SseFigures()
+
+
+class AgentRegistry(Protocol):
+    """What the model reads from the supervisor (read-only, hence properties)."""
+
+    @property
+    def agents(self) -> Mapping[str, Agent]: ...
+
+    @property
+    def started_total(self) -> int: ...
+
+    @property
+    def failed_starts(self) -> int: ...
+
+
+class MetricsModel:
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        *,
+        version: str,
+        started_mono: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._registry = registry
+        self._version = version
+        self._monotonic = monotonic
+        self._wall_clock_ns = wall_clock_ns
+        self._started = monotonic() if started_mono is None else started_mono
+        self._rate = SlidingRate(self._started)
+        self._log_lines = 0
+        self._state_changes = 0
+        self._extractions: Counter[str] = Counter()
+        # Keyed by the Agent object, not its name: after a DELETE the name may be reused
+        # at once, and the old run's late news must not land on the new one.
+        self._agent_extractions: dict[Agent, Counter[str]] = {}
+        self._sse: SseSource | None = None
+
+    # ---- fed by the agents (AgentObserver) and the extractor ------------------------
+
+    def on_lines(self, agent: Agent, stream: str, first_line_num: int, batch: LineBatch) -> None:
+        count = len(batch.lines)
+        self._log_lines += count
+        self._rate.add(count, self._monotonic())
+
+    def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
+        self._state_changes += 1
+        self._rate.add(1, self._monotonic())
+
+    def on_removed(self, agent: Agent) -> None:
+        # The agent's own series go; the daemon-wide counters keep what it contributed.
+        self._agent_extractions.pop(agent, None)
+
+    def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:
+        """Called by the extractor with the matches it just found, counted by type."""
+        added = 0
+        own = self._agent_extractions.setdefault(agent, Counter())
+        for kind, count in counts_by_type.items():
+            if count > 0:
+                self._extractions[kind] += count
+                own[kind] += count
+                added += count
+        if added:
+            self._rate.add(added, self._monotonic())
+
+    def register_sse(self, source: SseSource | None) -> None:
+        """The SSE hub registers here; until then the SSE figures are true zeros."""
+        self._sse = source
+
+    # ---- read by the formatters -----------------------------------------------------
+
+    @property
+    def events_total(self) -> int:
+        """The contract's ``total_events``: log lines + extractions + state changes."""
+        return self._log_lines + self._extractions.total() + self._state_changes
+
+    def snapshot(self) -> MetricsSnapshot:
+        now = self._monotonic()
+        registry = self._registry
+        by_status = dict.fromkeys((s.value for s in Status), 0)
+        figures = []
+        extractions = self._agent_extractions
+        for agent in registry.agents.values():
+            # Status is a StrEnum: the member is its own label, no .value lookup needed.
+            status = agent.status
+            by_status[status] += 1
+            own = extractions.get(agent)
+            stats = agent.stats
+            figures.append(
+                AgentFigures(
+                    agent.spec.name,
+                    status,
+                    agent.started_at,
+                    agent.completed_at,
+                    agent.line_num,
+                    own.total() if own else 0,
+                    own[CODE_BLOCK] if own else 0,
+                    own[ERROR] if own else 0,
+                    stats["stdout"].bytes,
+                    stats["stderr"].bytes,
+                    agent.exit_code,
+                    agent.duration_seconds,
+                )
+            )
+        return MetricsSnapshot(
+            version=self._version,
+            timestamp_ns=self._wall_clock_ns(),
+            uptime_seconds=max(0.0, now - self._started),
+            agents_by_status=by_status,
+            agents_started_total=registry.started_total,
+            failed_starts_total=registry.failed_starts,
+            events_total=self.events_total,
+            log_lines_total=self._log_lines,
+            state_changes_total=self._state_changes,
+            extractions_by_type=dict(self._extractions),
+            events_per_second=self._rate.rate(now),
+            agents=figures,
+            sse=self._sse.sse_figures() if self._sse is not None else _NO_SSE,
+        )
