@@ -1,0 +1,92 @@
+"""What every extractor offers, and the two trivial ones."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from trio_wrapper.extract.records import Error, Record, short
+from trio_wrapper.extract.rules import Rule, apply_rules
+
+
+class Extractor(Protocol):
+    """Lines in, records out; one instance per agent run, fed in read order.
+
+    ``feed`` gets the raw lines of one read (no newline, maybe invalid UTF-8) with the
+    ``line_num`` of the first one and the stream (``"stdout"``/``"stderr"``); ``finish``
+    is called once at end of output and returns what was still open (an unclosed
+    code block, a response still being streamed).
+    """
+
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def in_code_block(self) -> bool: ...
+
+    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]: ...
+
+    def finish(self) -> list[Record]: ...
+
+
+class NullExtractor:
+    """Format ``none``: lines are logged and counted elsewhere, nothing is extracted."""
+
+    __slots__ = ()
+
+    @property
+    def format(self) -> str:
+        return "none"
+
+    @property
+    def in_code_block(self) -> bool:
+        return False
+
+    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
+        return []
+
+    def finish(self) -> list[Record]:
+        return []
+
+
+def decode_batch(lines: Sequence[bytes]) -> str:
+    """One decode for the whole batch: far cheaper than one per line."""
+    return b"\n".join(lines).decode("utf-8", "replace")
+
+
+def with_rules(
+    records: list[Record], rules: Sequence[Rule], text: str, first_line_num: int
+) -> list[Record]:
+    """Merge rule records into a batch's records, keeping line order."""
+    extra = apply_rules(rules, text, first_line_num)
+    if not extra:
+        return records
+    if not records:
+        return extra
+    merged = records + extra
+    merged.sort(key=_line_of)
+    return merged
+
+
+def _line_of(record: Record) -> int:
+    return record.line_num
+
+
+# A line that reads as an error or warning report. Anchored at the start and needing
+# text after the colon, so "errors: 0", "Error handling", "error:" alone or an
+# indented quote do not count.
+ERROR_LINE = re.compile(
+    r"(?:(?:error|ERROR|Error|fatal|FATAL|Fatal|panic)(?:\[[^\]]*\])?"
+    r"|(?:\w+\.)*[A-Z][A-Za-z]*(?:Error|Exception))"
+    r":[ \t]*\S"
+)
+WARNING_LINE = re.compile(r"(?:warning|WARNING|Warning|WARN)(?:\[[^\]]*\])?:[ \t]*\S")
+
+
+def error_line(line: str, line_num: int, source: str) -> Error | None:
+    """An ``error`` record for an error or warning line, else None. The message is the
+    line itself, so a warning still reads "warning: …"."""
+    if ERROR_LINE.match(line) or WARNING_LINE.match(line):
+        return Error(line_num, short(line.rstrip()), source)
+    return None

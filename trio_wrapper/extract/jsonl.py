@@ -1,0 +1,176 @@
+"""Shared machinery of the JSON-lines extractors (Codex, Claude, Gemini).
+
+Each line is decoded on its own with msgspec; anything that is not a JSON object —
+plain text, a truncated line, binary junk — is skipped (stderr lines still get the
+plain error-line check, since CLIs print fatal errors there as text). Handlers read
+fields through the helpers below, which return an empty value for a missing key or
+a value of the wrong type, so format drift never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import msgspec
+
+from trio_wrapper.extract.base import decode_batch, error_line, with_rules
+from trio_wrapper.extract.fences import code_blocks_in
+from trio_wrapper.extract.numbers import json_number
+from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
+from trio_wrapper.extract.rules import Rule
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+_BLANK = frozenset(b" \t")
+
+
+def decode_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object on this line, or None."""
+    head = raw[:1]
+    if head != b"{":
+        if not head or head[0] not in _BLANK:
+            return None
+        raw = raw.strip()
+        if raw[:1] != b"{":
+            return None
+    try:
+        obj = _decode(raw)
+    except msgspec.DecodeError:
+        # A JSON line with invalid UTF-8 inside a string is still worth reading.
+        try:
+            obj = _decode(raw.decode("utf-8", "replace"))
+        except msgspec.DecodeError:
+            return None
+    return obj if type(obj) is dict else None
+
+
+class JsonLinesExtractor:
+    FORMAT: ClassVar[str] = ""
+
+    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+        self._rules = tuple(rules)
+        # True while a subclass collects raw lines itself (a multi-line JSON document).
+        self._capturing = False
+
+    @property
+    def format(self) -> str:
+        return self.FORMAT
+
+    @property
+    def in_code_block(self) -> bool:
+        return False  # code blocks arrive inside complete messages
+
+    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
+        out: list[Record] = []
+        handle = self._handle
+        line_num = first_line_num
+        for raw in lines:
+            if self._capturing:
+                self._capture(raw, line_num, out)
+                line_num += 1
+                continue
+            obj = decode_object(raw)
+            if obj is not None:
+                mark = len(out)
+                try:
+                    handle(obj, line_num, out)
+                except Exception:
+                    # Helpers make this unreachable for any input we know of; if a new
+                    # shape still trips a handler, lose that line, never the stream.
+                    del out[mark:]
+            elif raw:
+                self._other(raw, line_num, stream, out)
+            line_num += 1
+        if self._rules:
+            out = with_rules(out, self._rules, decode_batch(lines), first_line_num)
+        return out
+
+    def finish(self) -> list[Record]:
+        return []
+
+    def _handle(self, obj: dict[str, Any], line_num: int, out: list[Record]) -> None:
+        raise NotImplementedError
+
+    def _feed_one(self, raw: bytes, line_num: int, stream: str, out: list[Record]) -> None:
+        """One line, outside the fast loop of :meth:`feed`."""
+        obj = decode_object(raw)
+        if obj is None:
+            if raw:
+                self._other(raw, line_num, stream, out)
+            return
+        mark = len(out)
+        try:
+            self._handle(obj, line_num, out)
+        except Exception:
+            del out[mark:]
+
+    def _capture(self, raw: bytes, line_num: int, out: list[Record]) -> None:
+        raise NotImplementedError
+
+    def _other(self, raw: bytes, line_num: int, stream: str, out: list[Record]) -> None:
+        """A line that is not a JSON object."""
+        if stream == "stderr":
+            rec = error_line(raw.decode("utf-8", "replace").strip(), line_num, "stderr")
+            if rec is not None:
+                out.append(rec)
+
+
+def get_str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    return value if type(value) is str else ""
+
+
+def get_dict(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    return value if type(value) is dict else {}
+
+
+def get_list(obj: dict[str, Any], key: str) -> list[Any]:
+    value = obj.get(key)
+    return value if type(value) is list else []
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    return value if type(value) is dict else {}
+
+
+def get_int(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    return value if type(value) is int else None
+
+
+def compact(value: object) -> str:
+    """Short one-line text for a tool's input: a string as is, anything else as JSON."""
+    if type(value) is str:
+        return short(value)
+    try:
+        return short(_encode(value).decode())
+    except (TypeError, msgspec.EncodeError):
+        return short(str(value))
+
+
+def response_records(text: str, line_num: int, out: list[Record]) -> None:
+    """A response and the code blocks fenced inside it."""
+    if not text.strip():
+        return
+    out.append(Response(line_num, text[:MAX_LONG_TEXT]))
+    out.extend(code_blocks_in(text, line_num))
+
+
+def add_metric(out: list[Record], line_num: int, key: str, value: object, unit: str) -> None:
+    number = json_number(value)
+    if number is not None:
+        out.append(Metric(line_num, key, number, unit))
+
+
+def unit_for(key: str) -> str:
+    """A unit guessed from a metric's name (``duration_ms`` → ms, ``*_tokens`` → tokens)."""
+    lowered = key.lower()
+    if key.endswith(("_ms", "Ms")) or key == "ms":
+        return "ms"
+    if "token" in lowered or lowered in ("prompt", "candidates", "cached", "thoughts", "tool"):
+        return "tokens"
+    if lowered.endswith("usd"):
+        return "usd"
+    return ""
