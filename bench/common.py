@@ -1,0 +1,229 @@
+"""Shared helpers for the benchmarks: the daemon as a subprocess, timing, medians, tables.
+
+The daemon is started exactly as a user would start it (``trio-wrapper serve --port 0``);
+its stderr goes to a file in the run's temporary directory, from which the bound port is
+read. Everything started here is stopped in ``finally`` blocks by the callers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+DAEMON = Path(sys.executable).parent / "trio-wrapper"
+LISTENING_RE = re.compile(r"trio-wrapper listening on (http://127\.0\.0\.1:(\d+))")
+TERMINAL = frozenset({"completed", "failed", "stopped", "interrupted"})
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+
+class BenchError(Exception):
+    """The benchmark itself could not run (not a missed goal)."""
+
+
+class Daemon:
+    """One ``trio-wrapper serve`` on an ephemeral loopback port."""
+
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.logs_dir = workdir / "logs"
+        self.stderr_path = workdir / "daemon.stderr"
+        self._env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> str:
+        """Start the daemon, wait for its "listening" line and a healthy /api/health."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # No config file: defaults plus the caller's TRIO_WRAPPER_* environment.
+        self._env.pop("TRIO_WRAPPER_CONFIG", None)
+        cmd = [str(DAEMON), "serve", "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--logs-dir", str(self.logs_dir)]
+        with open(self.stderr_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                cmd,
+                cwd=self.workdir,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        self.url = self._wait_for_port()
+        self._wait_healthy()
+        return self.url
+
+    def _wait_for_port(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            text = self.stderr_path.read_text(errors="replace")
+            match = LISTENING_RE.search(text)
+            if match:
+                return match.group(1)
+            if self.process is not None and self.process.poll() is not None:
+                raise BenchError(f"daemon exited early:\n{text}")
+            time.sleep(0.02)
+        raise BenchError("daemon did not report its port in time")
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(base_url=self.url, timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get("/api/health").status_code == 200:
+                        return
+                time.sleep(0.02)
+        raise BenchError("daemon did not become healthy in time")
+
+    def stop(self) -> None:
+        """SIGTERM (the daemon stops its agents), then SIGKILL if it does not exit."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def running_daemon(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[Daemon]:
+    daemon = Daemon(workdir, env)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def kill_leftovers(pids: Iterable[int], command: Sequence[str]) -> int:
+    """SIGKILL agents that outlived their daemon (normally none); return how many.
+
+    A pid is only signalled while its command line is still ``command``, so a recycled
+    pid is never hit.
+    """
+    expected = b"\0".join(arg.encode() for arg in command) + b"\0"
+    killed = 0
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() != expected:
+                continue
+            # Agents run in their own session: their pid is their process group id.
+            os.killpg(pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        killed += 1
+    return killed
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of one process (its children are not counted), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def code_fingerprint() -> str:
+    """A short hash of the daemon's source, to tell which code a figure was measured on."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "trio_wrapper").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; trio_wrapper source {code_fingerprint()}"
+    )
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other work on the machine skews every figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain fixed-width table (also valid Markdown)."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def fmt(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
+    print(fmt(cells[0]))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells[1:]:
+        print(fmt(row))
+
+
+def goal_line(met: bool, text: str) -> str:
+    return f"{'GOAL MET' if met else 'GOAL MISSED'}: {text}"
+
+
+async def start_agents(
+    client: httpx.AsyncClient,
+    names: Sequence[str],
+    command: Sequence[str],
+    concurrency: int,
+    pids: list[int],
+) -> list[dict[str, Any]]:
+    """POST one agent per name, ``concurrency`` requests in flight; each must answer 201.
+
+    Every started agent's pid is appended to ``pids`` at once, for ``kill_leftovers``.
+    """
+    details: dict[str, dict[str, Any]] = {}
+    failures: list[str] = []
+    pending = iter(names)
+
+    async def worker() -> None:
+        for name in pending:
+            body = {"name": name, "command": list(command), "format": "none"}
+            try:
+                response = await client.post("/api/agents", json=body)
+            except httpx.HTTPError as exc:
+                failures.append(f"POST {name}: {exc!r}")
+                return
+            if response.status_code != 201:
+                failures.append(f"POST {name}: {response.status_code} {response.text}")
+                return
+            details[name] = response.json()
+            pids.append(details[name]["pid"])
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(min(concurrency, len(names))):
+            nursery.start_soon(worker)
+    if failures:
+        raise BenchError(f"{len(failures)} POSTs failed, first: {failures[0]}")
+    return [details[name] for name in names]
+
+
+async def count_running(client: httpx.AsyncClient) -> int:
+    response = await client.get("/api/agents", params={"status": "running"})
+    response.raise_for_status()
+    return int(response.json()["count"])
