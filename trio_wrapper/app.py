@@ -12,7 +12,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,13 +27,17 @@ from quart_schema import (
     document_request,
     document_response,
 )
+from quart_schema.validation import (
+    QUART_SCHEMA_QUERYSTRING_ATTRIBUTE,
+    QUART_SCHEMA_REQUEST_ATTRIBUTE,
+    QUART_SCHEMA_RESPONSE_ATTRIBUTE,
+)
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from trio_wrapper import __version__
 from trio_wrapper.agent import AgentSpec, StdinBlocked, StdinClosed
 from trio_wrapper.api_models import (
-    DOCUMENTED_MODELS,
     AgentCreate,
     AgentDetail,
     AgentInput,
@@ -47,17 +51,20 @@ from trio_wrapper.api_models import (
 )
 from trio_wrapper.config import LOOPBACK_NAMES, Config, load_config
 from trio_wrapper.errors import ApiError, invalid_request
+from trio_wrapper.hub import Hub, HubLimits
 from trio_wrapper.logtail import tail_lines
+from trio_wrapper.metrics import MetricsModel
+from trio_wrapper.metrics.routes import install_metrics_routes
+from trio_wrapper.responses import error_response, json_response
+from trio_wrapper.sse_http import install_sse_routes
 from trio_wrapper.status import Status
 from trio_wrapper.supervisor import Supervisor, check_name
 from trio_wrapper.timefmt import go_duration, now_local, rfc3339
 
 log = logging.getLogger("trio_wrapper.api")
 
-JSON_TYPE = "application/json; charset=utf-8"
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_TAIL = 100_000
-_encoder = msgspec.json.Encoder()
 T = TypeVar("T")
 
 _HTTP_CODES = {
@@ -73,15 +80,27 @@ _HTTP_CODES = {
 
 class _OpenAPIProvider(OpenAPIProvider):
     """quart-schema (0.25) inlines each msgspec model but drops the components its nested
-    models ``$ref``; add every documented model's components so the references resolve."""
+    models ``$ref``; add the components of every model a route documents."""
 
     def schema(self) -> dict[str, Any]:
         schema = super().schema()
+        models = _documented_models(self._app.view_functions.values())
         _, components = msgspec.json.schema_components(
-            DOCUMENTED_MODELS, ref_template="#/components/schemas/{name}"
+            models, ref_template="#/components/schemas/{name}"
         )
         schema["components"]["schemas"] = {**components, **schema["components"]["schemas"]}
         return schema
+
+
+def _documented_models(views: Iterable[Callable[..., Any]]) -> list[type[msgspec.Struct]]:
+    found: list[Any] = []
+    for view in views:
+        found.append(getattr(view, QUART_SCHEMA_REQUEST_ATTRIBUTE, (None,))[0])
+        found.append(getattr(view, QUART_SCHEMA_QUERYSTRING_ATTRIBUTE, None))
+        for model, _headers in getattr(view, QUART_SCHEMA_RESPONSE_ATTRIBUTE, {}).values():
+            found.append(model)
+    unique = {m for m in found if isinstance(m, type) and issubclass(m, msgspec.Struct)}
+    return sorted(unique, key=lambda m: m.__name__)
 
 
 @dataclass
@@ -92,23 +111,21 @@ class AppState:
     started_mono: float = field(default_factory=time.monotonic)
 
 
-def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(_encoder.encode(payload), status=status, content_type=JSON_TYPE)
-
-
-def error_response(err: ApiError) -> Response:
-    response = json_response(err.body(), err.status)
-    if err.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="trio_wrapper"'
-    return response
-
-
-def create_app(config: Config | None = None, supervisor: Supervisor | None = None) -> QuartTrio:
+def create_app(
+    config: Config | None = None,
+    supervisor: Supervisor | None = None,
+    hub: Hub | None = None,
+) -> QuartTrio:
+    """The app over a supervisor and hub owned by the caller (the daemon), or over its own."""
     owns_supervisor = supervisor is None
+    owns_hub = hub is None
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
     if supervisor is None:
         supervisor = Supervisor(config)
+    if hub is None:
+        hub = Hub(hub_limits(config))
+        supervisor.observers.append(hub)
     state = AppState(config, supervisor)
 
     app = QuartTrio("trio_wrapper")
@@ -136,6 +153,23 @@ def create_app(config: Config | None = None, supervisor: Supervisor | None = Non
     _install_guards(app, state)
     _install_error_handlers(app)
     _install_routes(app, state)
+    metrics = MetricsModel(supervisor, version=__version__, started_mono=state.started_mono)
+    supervisor.observers.append(metrics)
+    install_metrics_routes(app, state, metrics)
+
+    install_sse_routes(app, hub, supervisor)
+
+    if owns_hub:
+
+        @app.before_serving
+        async def _start_sweeper() -> None:
+            await app.nursery.start(hub.run)
+
+        if not owns_supervisor:
+
+            @app.after_serving
+            async def _stop_hub() -> None:
+                await hub.shutdown()
 
     if owns_supervisor:
         grace = config.agents.stop_grace_seconds
@@ -149,9 +183,24 @@ def create_app(config: Config | None = None, supervisor: Supervisor | None = Non
 
         @app.after_serving
         async def _stop_supervisor() -> None:
+            await hub.shutdown()
             await supervisor.shutdown()
 
     return app
+
+
+def hub_limits(config: Config) -> HubLimits:
+    sse = config.sse
+    return HubLimits(
+        client_buffer=sse.client_buffer,
+        retained_per_agent=sse.retained_events_per_agent,
+        retained_global=sse.retained_events_global,
+        max_clients=sse.max_clients,
+        max_clients_per_agent=sse.max_clients_per_agent,
+        ping_interval=sse.ping_interval_seconds,
+        stall_timeout=sse.stall_timeout_seconds,
+        sweep_interval=sse.sweep_interval_seconds,
+    )
 
 
 def _allowed_hosts(config: Config) -> frozenset[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,6 +63,25 @@ class CorsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     allow_credentials: bool = False
 
 
+# A metric name prefix Prometheus accepts; no ':' (reserved for recording rules).
+METRIC_NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    namespace: str = "trio_wrapper"
+
+
+class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    client_buffer: int = 100
+    ping_interval_seconds: float = 15.0
+    stall_timeout_seconds: float = 120.0
+    sweep_interval_seconds: float = 30.0
+    retained_events_per_agent: int = 1000
+    retained_events_global: int = 10_000
+    max_clients: int = 20_000
+    max_clients_per_agent: int = 10_000
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
@@ -91,6 +111,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
+    sse: SseConfig = msgspec.field(default_factory=SseConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
@@ -116,6 +138,8 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "limits": LimitsConfig,
     "auth": AuthConfig,
     "cors": CorsConfig,
+    "sse": SseConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -205,6 +229,9 @@ def validate(config: Config) -> None:
     for key in ("max_agents", "max_body_bytes", "max_line_bytes", "read_chunk_bytes"):
         if getattr(limits, key) < 1:
             raise ConfigError(f"limits.{key}: must be positive")
+    for sse_field in msgspec.structs.fields(SseConfig):
+        if getattr(config.sse, sse_field.name) <= 0:
+            raise ConfigError(f"sse.{sse_field.name}: must be positive")
     if agents.stop_grace_seconds < 0:
         raise ConfigError("agents.stop_grace_seconds: must not be negative")
     if agents.default_format not in FORMATS:
@@ -214,6 +241,10 @@ def validate(config: Config) -> None:
             raise ConfigError(f"profiles.{name}.command: must not be empty")
         if profile.format not in FORMATS:
             raise ConfigError(f"profiles.{name}.format: must be one of {', '.join(FORMATS)}")
+    if not METRIC_NAMESPACE_RE.fullmatch(config.metrics.namespace):
+        raise ConfigError(
+            "metrics.namespace: must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name)"
+        )
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
     if not is_loopback(server.host) and not config.token:

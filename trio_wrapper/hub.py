@@ -12,12 +12,13 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from trio_wrapper.connections import abort_connection
 from trio_wrapper.errors import ApiError
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.sse_wire import Event
@@ -53,7 +54,13 @@ class Gap:
 
 
 class Client:
-    """One SSE connection's buffer and cancel scope. ``push`` is synchronous and O(batch)."""
+    """One SSE connection's buffer and cancel scope.
+
+    The buffer is counted in deliveries: a delivery is what one read of the agent's output
+    produced (one line or a 64 KiB read's worth). Counting single lines would make a client
+    that keeps up perfectly lose lines whenever an agent prints a burst; counting reads
+    loses only for a client that missed ``limit`` consecutive wake-ups. ``push`` is O(1).
+    """
 
     __slots__ = (
         "_first_missed",
@@ -61,22 +68,30 @@ class Client:
         "_missed",
         "_wakeup",
         "agent",
+        "batches",
         "ended",
         "id",
-        "items",
         "limit",
+        "peer",
         "scope",
         "sending_since",
         "shutting_down",
         "use_global_ids",
     )
 
-    def __init__(self, client_id: str, agent: str | None, limit: int) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        agent: str | None,
+        limit: int,
+        peer: tuple[str, int] | None = None,
+    ) -> None:
         self.id = client_id
+        self.peer = peer  # the TCP peer, to abort a connection the server won't let go
         self.agent = agent  # None: the all-agents stream
         self.use_global_ids = agent is None
         self.limit = limit
-        self.items: deque[Event] = deque()
+        self.batches: deque[list[Event]] = deque()
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -89,22 +104,20 @@ class Client:
     def _id_of(self, event: Event) -> int:
         return event.global_seq if self.use_global_ids else event.seq
 
-    def push(self, events: Sequence[Event]) -> int:
-        """Append; if over the limit, drop the oldest. Returns how many were dropped."""
-        items = self.items
-        items.extend(events)
-        overflow = len(items) - self.limit
-        if overflow > 0:
-            first = items.popleft()
-            if not self._missed:
-                self._first_missed = self._id_of(first)
-            last = first
-            for _ in range(overflow - 1):
-                last = items.popleft()
-            self._last_missed = self._id_of(last)
-            self._missed += overflow
+    def push(self, events: list[Event]) -> int:
+        """Queue one delivery (the caller's list, shared by every client: never mutated).
+        Past the limit, the oldest deliveries go. Returns how many events were dropped."""
+        batches = self.batches
+        batches.append(events)
         self._wakeup.set()
-        return max(overflow, 0)
+        if len(batches) <= self.limit:
+            return 0
+        lost = batches.popleft()
+        if not self._missed:
+            self._first_missed = self._id_of(lost[0])
+        self._last_missed = self._id_of(lost[-1])
+        self._missed += len(lost)
+        return len(lost)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -115,13 +128,13 @@ class Client:
         if self._missed:
             gap = Gap(self._missed, self._first_missed, self._last_missed)
             self._missed = 0
-        batch = list(self.items)
-        self.items.clear()
+        batch = [event for delivery in self.batches for event in delivery]
+        self.batches.clear()
         return batch, gap
 
     async def wait(self) -> None:
         """Until something was pushed (or the client is told to stop)."""
-        while not (self.items or self._missed or self.shutting_down or self.ended):
+        while not (self.batches or self._missed or self.shutting_down or self.ended):
             await self._wakeup.wait()
             self._wakeup = trio.Event()
 
@@ -249,6 +262,7 @@ class Hub:
         history: int,
         *,
         agent_live: bool = True,
+        peer: tuple[str, int] | None = None,
     ) -> Subscription:
         """Register a client and take what it must be replayed, in one synchronous step, so
         nothing published meanwhile is doubled or missed.
@@ -260,7 +274,7 @@ class Hub:
             raise ApiError(503, "shutting_down", "the daemon is shutting down")
         if len(self.clients) >= self.limits.max_clients:
             raise ApiError(503, "too_many_clients", "too many SSE clients connected")
-        client = Client(f"c{next(self._client_ids)}", agent_name, self.limits.client_buffer)
+        client = Client(f"c{next(self._client_ids)}", agent_name, self.limits.client_buffer, peer)
         if agent_name is None:
             replay, gap = _select_replay(self.global_ring, last_event_id, history, True)
             self.global_clients.add(client)
@@ -327,9 +341,17 @@ class Hub:
         for client in list(self.clients):
             since = client.sending_since
             if since is not None and now - since >= self.limits.stall_timeout:
-                client.scope.cancel()
+                self._drop(client)
                 dropped += 1
         return dropped
+
+    @staticmethod
+    def _drop(client: Client) -> None:
+        """Cancel the client's stream; if it is stuck in a send the server shields from
+        cancellation, shut its socket so that send fails."""
+        client.scope.cancel()
+        if client.sending_since is not None:
+            abort_connection(client.peer)
 
     async def shutdown(self) -> None:
         """Tell every stream to send ``shutdown`` and end; cancel the ones that cannot."""
@@ -341,7 +363,10 @@ class Hub:
             while self.clients:  # noqa: ASYNC110 - streams remove themselves as they end
                 await trio.sleep(0.01)
         for client in list(self.clients):
-            client.scope.cancel()
+            self._drop(client)
+        with trio.move_on_after(self.limits.shutdown_grace):
+            while self.clients:  # noqa: ASYNC110 - streams remove themselves as they end
+                await trio.sleep(0.01)
         self._closed.set()
 
 

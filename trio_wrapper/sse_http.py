@@ -42,6 +42,7 @@ class SSEResponse(Response):
         agent: Any | None,
         last_event_id: int | None,
         history: int,
+        peer: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(b"", status=200, content_type="text/event-stream; charset=utf-8")
         self.headers.update(SSE_HEADERS)
@@ -50,6 +51,7 @@ class SSEResponse(Response):
         self.agent = agent
         self.last_event_id = last_event_id
         self.history = history
+        self.peer = peer
 
     def _complete_wire(self, sub: Subscription) -> bytes:
         """The end of a finished agent's stream: its numbered ``complete`` unless the replay
@@ -70,6 +72,7 @@ class SSEResponse(Response):
                 self.last_event_id,
                 self.history,
                 agent_live=self.agent is None or self.agent.is_live,
+                peer=self.peer,
             )
         except ApiError as err:
             await _send_error(send, err)
@@ -127,8 +130,9 @@ class SSEResponse(Response):
                         return
         finally:
             hub.unsubscribe(client)
-            if client.scope.cancelled_caught and client.sending_since is not None:
-                # The connection took nothing for the whole stall timeout.
+            if client.sending_since is not None and not hub.closing:
+                # Left in the middle of a send: the connection took nothing for the whole
+                # stall timeout (our deadline, or the sweep's abort, ended it).
                 hub.slow_disconnects_total += 1
 
 
@@ -169,6 +173,11 @@ class SSEConnection(TrioASGIHTTPConnection):
             await super()._send_response(send, response)
 
 
+def _peer() -> tuple[str, int] | None:
+    client = request.scope.get("client")
+    return (client[0], client[1]) if client else None
+
+
 def _stream_params(hub: Hub) -> tuple[int | None, int]:
     raw_id = request.headers.get("Last-Event-ID")
     if raw_id is None:
@@ -202,14 +211,14 @@ def install_sse_routes(app: QuartTrio, hub: Hub, supervisor: Any) -> None:
         if complete is not None and last_event_id is not None and last_event_id >= complete.seq:
             # The client has seen the end: 204 tells EventSource to stop reconnecting.
             return Response(b"", status=204)
-        return SSEResponse(hub, agent, last_event_id, history)
+        return SSEResponse(hub, agent, last_event_id, history, _peer())
 
     @app.route("/api/events", methods=["GET"])
     @document_querystring(StreamQuery)
     async def all_events() -> Response:
         """Server-Sent Events of every agent on one connection (ids: a daemon-wide sequence)."""
         last_event_id, history = _stream_params(hub)
-        return SSEResponse(hub, None, last_event_id, history)
+        return SSEResponse(hub, None, last_event_id, history, _peer())
 
     @app.route("/api/sse/stats", methods=["GET"])
     @document_response(SseStats)

@@ -1,0 +1,50 @@
+"""A real hypercorn on an ephemeral loopback port inside the test's nursery."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from hypercorn.trio import serve
+
+from tests.helpers import make_config
+from trio_wrapper.app import create_app, hub_limits
+from trio_wrapper.daemon import hypercorn_config
+from trio_wrapper.hub import Hub
+from trio_wrapper.supervisor import Supervisor
+
+
+@dataclass
+class Live:
+    url: str
+    port: int
+    hub: Hub
+    supervisor: Supervisor
+
+
+@asynccontextmanager
+async def live_server(tmp_path: Path, **sections: dict[str, Any]) -> AsyncIterator[Live]:
+    config = make_config(tmp_path, server={"port": 0}, **sections)
+    hub = Hub(hub_limits(config))
+    supervisor = Supervisor(config, observers=[hub])
+    app = create_app(config, supervisor, hub)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await nursery.start(supervisor.run)
+        binds = await nursery.start(
+            partial(serve, app, hypercorn_config(config), shutdown_trigger=stop.wait)
+        )
+        url = binds[0]
+        try:
+            yield Live(url, int(url.rsplit(":", 1)[1]), hub, supervisor)
+        finally:
+            with trio.CancelScope(shield=True), trio.fail_after(30):
+                await hub.shutdown()
+                stop.set()
+                await supervisor.shutdown()

@@ -1,0 +1,225 @@
+"""SSE over a real port: order, ids, resume, gaps, slow clients, disconnects."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from httpx_sse import aconnect_sse
+
+from tests.helpers import PY, wait_for
+from tests.live import Live, live_server
+from trio_wrapper.agent import AgentSpec
+
+# An agent that prints a line per stdin line: the test decides when output happens.
+ECHO = [PY, "-c", "import sys\nfor l in sys.stdin: print(l.strip(), flush=True)"]
+
+
+async def collect(client: httpx.AsyncClient, path: str, **kw: Any) -> list[tuple[str, str, Any]]:
+    """(event, id, data) until the server ends the stream."""
+    out = []
+    async with aconnect_sse(client, "GET", path, **kw) as source:
+        async for sse in source.aiter_sse():
+            out.append((sse.event, sse.id, json.loads(sse.data)))
+    return out
+
+
+async def run_echo(live: Live, name: str, lines: int) -> None:
+    agent = await live.supervisor.start(AgentSpec(name, ECHO, stdin=True))
+    payload = "".join(f"line {i}\n" for i in range(lines)).encode()
+    await agent.write_input(payload, eof=True, write_timeout=5)
+    await wait_for(lambda: not agent.is_live)
+
+
+async def test_order_ids_and_complete(tmp_path: Path) -> None:
+    async with live_server(tmp_path) as live, httpx.AsyncClient(base_url=live.url) as http:
+        agent = await live.supervisor.start(AgentSpec("e1", ECHO, stdin=True))
+        received: list[tuple[str, str, Any]] = []
+
+        async def listen(task_status: trio.TaskStatus[None]) -> None:
+            async with aconnect_sse(http, "GET", "/api/agents/e1/stream?history=10") as source:
+                task_status.started()
+                async for sse in source.aiter_sse():
+                    received.append((sse.event, sse.id, json.loads(sse.data)))
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(listen)
+            await wait_for(lambda: len(received) >= 1)
+            payload = "".join(f"line {i}\n" for i in range(200)).encode()
+            await agent.write_input(payload, eof=True, write_timeout=5)
+        kinds = [k for k, _, _ in received]
+        assert kinds[0] == "connected"
+        assert received[0][2]["data"]["agent"] == "e1"
+        assert kinds[1] == "state" and received[1][2]["data"]["state"] == "running"
+        logs = [d["data"] for k, _, d in received if k == "log"]
+        assert [entry["line"] for entry in logs] == [f"line {i}" for i in range(200)]
+        assert [entry["line_num"] for entry in logs] == list(range(1, 201))
+        ids = [int(i) for k, i, _ in received if k not in ("connected", "ping", "gap")]
+        assert ids == list(range(1, len(ids) + 1))
+        assert kinds[-1] == "complete"
+        assert received[-1][2]["data"]["status"] == "completed"
+        assert received[-1][2]["agent_name"] == "e1"
+
+
+async def test_resume_history_and_finished_stream(tmp_path: Path) -> None:
+    async with live_server(tmp_path) as live, httpx.AsyncClient(base_url=live.url) as http:
+        await run_echo(live, "r1", 30)
+        # ids: 1 running, 2..31 log lines, 32 completed, 33 complete
+        resumed = await collect(http, "/api/agents/r1/stream", headers={"Last-Event-ID": "20"})
+        assert [i for _, i, _ in resumed if i] == [str(n) for n in range(21, 34)]
+        assert resumed[-1][0] == "complete"
+        via_query = await collect(http, "/api/agents/r1/stream?last_event_id=31")
+        assert [(k, i) for k, i, _ in via_query] == [
+            ("connected", ""),
+            ("state", "32"),
+            ("complete", "33"),
+        ]
+        history = await collect(http, "/api/agents/r1/stream?history=4")
+        assert [i for _, i, _ in history if i] == ["30", "31", "32", "33"]
+        plain = await collect(http, "/api/agents/r1/stream")
+        assert [k for k, _, _ in plain] == ["connected", "complete"]
+        done = await http.get("/api/agents/r1/stream", headers={"Last-Event-ID": "33"})
+        assert done.status_code == 204  # EventSource stops reconnecting
+
+
+async def test_gap_when_the_ring_no_longer_holds_the_events(tmp_path: Path) -> None:
+    async with live_server(tmp_path, sse={"retained_events_per_agent": 10}) as live:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            await run_echo(live, "g1", 50)  # ids 1..53, ring keeps 44..53
+            events = await collect(http, "/api/agents/g1/stream", headers={"Last-Event-ID": "5"})
+        assert events[1][0] == "gap"
+        assert events[1][2]["data"] == {"missed": 38, "first_id": 6, "last_id": 43}
+        assert [i for _, i, _ in events if i] == [str(n) for n in range(44, 54)]
+
+
+async def test_errors_are_json(tmp_path: Path) -> None:
+    async with live_server(tmp_path) as live, httpx.AsyncClient(base_url=live.url) as http:
+        missing = await http.get("/api/agents/ghost/stream")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "agent_not_found"
+        await run_echo(live, "x", 1)
+        for query in ("history=-1", "history=abc", "history=999999", "last_event_id=abc"):
+            bad = await http.get(f"/api/agents/x/stream?{query}")
+            assert bad.status_code == 400, query
+            assert bad.json()["error"]["code"] == "invalid_request"
+        headers = (await http.get("/api/agents/x/stream")).headers
+        assert headers["content-type"].startswith("text/event-stream")
+        assert headers["cache-control"] == "no-cache"
+        assert headers["x-accel-buffering"] == "no"
+
+
+def task_count() -> int:
+    def count(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    return count(trio.lowlevel.current_root_task())
+
+
+async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) -> None:
+    async with live_server(tmp_path) as live:
+        await live.supervisor.start(AgentSpec("idle", ["sleep", "60"]))
+        # Warm up httpx's pool and hypercorn's per-connection tasks once.
+        async with (
+            httpx.AsyncClient(base_url=live.url) as http,
+            aconnect_sse(http, "GET", "/api/agents/idle/stream") as source,
+        ):
+            async for _ in source.aiter_sse():
+                break
+        await wait_for(lambda: live.hub.total_clients == 0, 1)
+        await trio.sleep(0.2)
+        before = task_count()
+        for _ in range(100):
+            async with (
+                httpx.AsyncClient(base_url=live.url) as http,
+                aconnect_sse(http, "GET", "/api/agents/idle/stream") as source,
+            ):
+                async for sse in source.aiter_sse():
+                    assert sse.event == "connected"
+                    break
+            await wait_for(lambda: live.hub.total_clients == 0, 1)  # noticed within a second
+        await trio.sleep(0.2)
+        assert live.hub.total_clients == 0
+        assert live.hub.stats()["agents"] == {}
+        assert task_count() <= before
+
+
+# Waits for a stdin line (when given one), then writes in bursts of 50 lines with a pause
+# between: many reads, so many deliveries.
+BURSTS = [
+    PY,
+    "-c",
+    "import sys, time\n"
+    "if len(sys.argv) > 2: sys.stdin.readline()\n"
+    "for i in range(int(sys.argv[1])):\n"
+    "    print(f'event number {i} with some padding', flush=(i % 50 == 49))\n"
+    "    if i % 50 == 49: time.sleep(0.002)\n",
+]
+
+
+def paused_socket(port: int, path: str) -> socket.socket:
+    """A client with a tiny receive buffer that reads nothing until told to."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+async def test_a_paused_client_gets_a_gap_while_another_gets_everything(tmp_path: Path) -> None:
+    lines = 30_000
+    async with live_server(tmp_path) as live:
+        agent = await live.supervisor.start(
+            AgentSpec("fire", [*BURSTS, str(lines), "gated"], stdin=True)
+        )
+        paused = paused_socket(live.port, "/api/agents/fire/stream")
+        try:
+            received: list[tuple[str, str, Any]] = []
+            async with (
+                httpx.AsyncClient(base_url=live.url, timeout=30) as http,
+                trio.open_nursery() as nursery,
+            ):
+                await wait_for(lambda: live.hub.total_clients == 1)
+
+                async def reader(task_status: trio.TaskStatus[None]) -> None:
+                    async with aconnect_sse(http, "GET", "/api/agents/fire/stream") as src:
+                        task_status.started()
+                        async for sse in src.aiter_sse():
+                            received.append((sse.event, sse.id, sse.data))
+
+                await nursery.start(reader)
+                await wait_for(lambda: live.hub.total_clients == 2)
+                await agent.write_input(b"go\n", eof=True, write_timeout=5)
+            kinds = [k for k, _, _ in received]
+            assert "gap" not in kinds
+            ids = [int(i) for k, i, _ in received if k not in ("connected", "ping", "gap")]
+            assert ids == list(range(ids[0], ids[0] + len(ids)))
+            assert kinds[-1] == "complete"
+            assert live.hub.dropped_events_total > 0
+            # Now the paused client reads: it was told what it lost.
+            paused.settimeout(5)
+            data = b""
+            while b"event: complete" not in data:
+                chunk = await trio.to_thread.run_sync(paused.recv, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            paused.close()
+        assert b"event: gap" in data
+        gap_line = data.split(b"event: gap\ndata: ", 1)[1].split(b"\n", 1)[0]
+        assert json.loads(gap_line)["data"]["missed"] > 0
+
+
+async def test_shutdown_with_a_paused_client_still_ends(tmp_path: Path) -> None:
+    with trio.fail_after(15):
+        async with live_server(tmp_path) as live:
+            await live.supervisor.start(AgentSpec("talk", [*BURSTS, "20000"]))
+            paused = paused_socket(live.port, "/api/agents/talk/stream")
+            await wait_for(lambda: live.hub.total_clients == 1)
+            await wait_for(lambda: live.hub.dropped_events_total > 0)
+        # live_server's exit ran hub.shutdown + hypercorn's graceful stop + agent stop.
+        paused.close()

@@ -1,0 +1,323 @@
+"""The hub and the stream loop without a network: fake ASGI ``send``, autojump_clock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from trio_wrapper.hub import Client, Gap, Hub, HubLimits, _select_replay
+from trio_wrapper.lines import LineBatch
+from trio_wrapper.sse_http import SSEResponse
+from trio_wrapper.sse_wire import Event, TimestampCache, frame, parse_last_event_id
+from trio_wrapper.status import Status
+
+
+@dataclass
+class FakeAgent:
+    name: str = "a1"
+    is_live: bool = True
+    status: Status = Status.RUNNING
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    stop_reason: str | None = None
+    duration_seconds: float = 1.5
+
+
+@dataclass
+class Recorder:
+    """An ASGI ``send`` that records (time, message) and can be made to block."""
+
+    sent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    blocked: bool = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.blocked and message["type"] == "http.response.body":
+            await trio.sleep_forever()
+        self.sent.append((trio.current_time(), message))
+
+    def events(self) -> list[tuple[float, str, dict[str, Any], str | None]]:
+        out = []
+        for moment, message in self.sent:
+            for block in message.get("body", b"").decode().split("\n\n"):
+                if not block.strip():
+                    continue
+                fields = dict(line.split(": ", 1) for line in block.splitlines())
+                out.append((moment, fields["event"], json.loads(fields["data"]), fields.get("id")))
+        return out
+
+
+def publish_line(hub: Hub, agent: FakeAgent, text: str, line_num: int) -> None:
+    hub.on_lines(agent, "stdout", line_num, LineBatch([text.encode()]))  # type: ignore[arg-type]
+
+
+def limits(**kwargs: Any) -> HubLimits:
+    return HubLimits(**kwargs)
+
+
+async def start_stream(
+    nursery: trio.Nursery, hub: Hub, agent: FakeAgent | None, send: Recorder, **kw: Any
+) -> None:
+    response = SSEResponse(hub, agent, kw.get("last_event_id"), kw.get("history", 0))
+    nursery.start_soon(response.stream, send)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_pings_after_15_s_of_silence(autojump_clock: trio.abc.Clock) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        await trio.sleep(46)
+        nursery.cancel_scope.cancel()
+    pings = [t for t, kind, _, _ in send.events() if kind == "ping"]
+    assert pings == pytest.approx([15.0, 30.0, 45.0], abs=0.01)
+    assert send.events()[0][1] == "connected"
+    assert hub.total_clients == 0  # cancelled streams unregister themselves
+
+
+async def test_no_ping_while_events_flow(autojump_clock: trio.abc.Clock) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        for i in range(12):
+            await trio.sleep(10)
+            publish_line(hub, agent, f"line {i}", i + 1)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    kinds = [kind for _, kind, _, _ in send.events()]
+    assert "ping" not in kinds
+    assert kinds.count("log") == 12
+
+
+async def test_stalled_client_is_dropped_after_two_minutes(autojump_clock: trio.abc.Clock) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        assert hub.total_clients == 1
+        send.blocked = True
+        started = trio.current_time()
+        publish_line(hub, agent, "nobody reads this", 1)
+        with trio.fail_after(200):
+            while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+                await trio.sleep(1)
+        assert trio.current_time() - started == pytest.approx(120, abs=1.01)
+    assert hub.slow_disconnects_total == 1
+
+
+async def test_sweep_every_30_s_drops_clients_stuck_past_the_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits())
+    ended_at: list[float] = []
+
+    async def stuck_client() -> None:
+        # A client stuck somewhere its own deadline does not cover.
+        await trio.sleep(5)
+        sub = hub.subscribe(None, None, 0)
+        sub.client.sending_since = trio.current_time()
+        with sub.client.scope:
+            await trio.sleep_forever()
+        hub.unsubscribe(sub.client)
+        ended_at.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(stuck_client)
+        await trio.sleep(200)
+        await hub.shutdown()
+    # Stuck since 5 s: the sweeps at 30, 60, 90, 120 find it younger than 120 s; 150 drops it.
+    assert ended_at == [pytest.approx(150.0)]
+    assert hub.total_clients == 0
+
+
+async def test_shutdown_sends_shutdown_and_cancels_the_stuck(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    polite, stuck = Recorder(), Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, polite)
+        await start_stream(nursery, hub, None, stuck)
+        stuck.blocked = True
+        started = trio.current_time()
+        await hub.shutdown()
+        assert trio.current_time() - started <= hub.limits.shutdown_grace + 0.01
+    assert [kind for _, kind, _, _ in polite.events()][-1] == "shutdown"
+    assert polite.sent[-1][1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert hub.total_clients == 0
+    with pytest.raises(Exception, match="shutting down"):
+        hub.subscribe(None, None, 0)
+
+
+async def test_stream_ends_after_complete_and_sees_everything_in_order() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+        for i in range(5):
+            publish_line(hub, agent, f"l{i}", i + 1)
+        agent.status, agent.exit_code = Status.COMPLETED, 0
+        hub.on_status(agent, Status.RUNNING, Status.COMPLETED)  # type: ignore[arg-type]
+    events = send.events()
+    assert [kind for _, kind, _, _ in events] == ["connected", "state"] + ["log"] * 5 + [
+        "state",
+        "complete",
+    ]
+    assert [int(i) for _, _, _, i in events if i] == list(range(1, 9))
+    assert events[-1][2]["data"] == {"status": "completed", "exit_code": 0, "duration_seconds": 1.5}
+    assert send.sent[-1][1]["more_body"] is False
+
+
+async def test_finished_agent_replays_then_completes() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    publish_line(hub, agent, "only", 1)
+    agent.status, agent.exit_code, agent.is_live = Status.FAILED, 2, False
+    hub.on_status(agent, Status.RUNNING, Status.FAILED)  # type: ignore[arg-type]
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send, history=2)
+    kinds = [(kind, i) for _, kind, _, i in send.events()]
+    assert kinds == [("connected", None), ("state", "3"), ("complete", "4")]
+    # A past run the hub never saw: an unnumbered complete from the record.
+    past = FakeAgent(name="old", is_live=False, status=Status.STOPPED)
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, past, send, history=5)
+    assert [(kind, i) for _, kind, _, i in send.events()] == [
+        ("connected", None),
+        ("complete", None),
+    ]
+    assert hub.total_clients == 0
+
+
+def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
+    client = Client("c1", "a1", limit=3)
+    deliveries = [
+        [Event("a1", i, 1000 + i, "log", line=b"x") for i in range(first, first + 10)]
+        for first in range(1, 51, 10)
+    ]  # five reads of ten lines: ids 1..50
+    dropped = [client.push(d) for d in deliveries]
+    assert dropped == [0, 0, 0, 10, 10]
+    batch, gap = client.take()
+    assert gap == Gap(missed=20, first_id=1, last_id=20)
+    assert [e.seq for e in batch] == list(range(21, 51))
+    assert client.take() == ([], None)
+    # One read larger than any event count is still delivered whole.
+    big = [Event("a1", i, i, "log") for i in range(51, 5051)]
+    assert client.push(big) == 0
+    assert len(client.take()[0]) == 5000
+
+
+def test_replay_selection() -> None:
+    from collections import deque
+
+    ring = deque(Event("a", i, i, "log") for i in range(11, 21))  # ids 11..20 retained
+    assert _select_replay(ring, None, 0, False) == ([], None)
+    replay, gap = _select_replay(ring, 15, 0, False)
+    assert [e.seq for e in replay] == [16, 17, 18, 19, 20] and gap is None
+    replay, gap = _select_replay(ring, 10, 0, False)
+    assert [e.seq for e in replay] == list(range(11, 21)) and gap is None
+    replay, gap = _select_replay(ring, 4, 0, False)
+    assert gap == Gap(missed=6, first_id=5, last_id=10) and len(replay) == 10
+    assert _select_replay(ring, 20, 0, False) == ([], None)
+    assert _select_replay(ring, 99, 0, False) == ([], None)
+    replay, _ = _select_replay(ring, None, 3, False)
+    assert [e.seq for e in replay] == [18, 19, 20]
+
+
+def test_without_subscribers_only_the_ring_is_built() -> None:
+    hub = Hub(limits(retained_per_agent=10, retained_global=20))
+    agent = FakeAgent()
+    hub.on_lines(agent, "stdout", 1, LineBatch([b"x"] * 1000))  # type: ignore[arg-type]
+    channel = hub.channels["a1"]
+    assert [e.seq for e in channel.ring] == list(range(991, 1001))
+    assert len(hub.global_ring) == 20 and hub.global_ring[-1].global_seq == 1000
+    assert channel.next_seq == 1001
+    assert all(e._body is None for e in channel.ring)  # nothing encoded for nobody
+    hub.on_lines(agent, "stderr", 1001, LineBatch([b"y"]))  # type: ignore[arg-type]
+    assert channel.ring[-1].seq == 1001 and channel.ring[-1].line_num == 1001
+
+
+def test_removed_agent_ends_its_streams() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    sub = hub.subscribe("a1", None, 0)
+    hub.on_removed(agent)  # type: ignore[arg-type]
+    assert sub.client.ended and "a1" not in hub.channels
+    hub.unsubscribe(sub.client)
+    assert hub.total_clients == 0
+
+
+def test_client_limits() -> None:
+    hub = Hub(limits(max_clients=3, max_clients_per_agent=2))
+    hub.subscribe("a", None, 0)
+    hub.subscribe("a", None, 0)
+    with pytest.raises(Exception, match="too many SSE clients on 'a'"):
+        hub.subscribe("a", None, 0)
+    hub.subscribe(None, None, 0)
+    with pytest.raises(Exception, match="too many SSE clients connected"):
+        hub.subscribe("b", None, 0)
+
+
+def test_wire_format() -> None:
+    event = Event("codex-1", 17, 99, "log", line=b"caf\xc3\xa9 \xff", stream="stderr", line_num=4)
+    wire = event.wire()
+    assert wire.startswith(b"id: 17\nevent: log\ndata: {")
+    assert wire.endswith(b"}\n\n") and wire.count(b"\n") == 4
+    body = json.loads(wire.split(b"data: ", 1)[1])
+    assert body["type"] == "log" and body["agent_name"] == "codex-1"
+    assert body["data"] == {"line": "café \ufffd", "stream": "stderr", "line_num": 4}
+    assert event.global_wire().startswith(b"id: 99\n")
+    assert event.wire() is wire  # encoded once, shared
+    multiline = Event("a", 1, 1, "extraction", {"type": "response", "text": "a\nb\r\nc"})
+    assert multiline.wire().count(b"\ndata: ") == 1  # JSON escapes the newlines
+    assert frame("ping", b"{}") == b"event: ping\ndata: {}\n\n"
+
+
+def test_timestamps_and_last_event_id() -> None:
+    cache = TimestampCache()
+    assert cache.format(1_770_000_000.25) == "2026-02-02T02:40:00.250Z"
+    assert cache.format(1_770_000_000.999) == "2026-02-02T02:40:00.999Z"
+    assert cache.format(1_770_000_001.0) == "2026-02-02T02:40:01.000Z"
+    assert parse_last_event_id("42") == 42
+    assert parse_last_event_id(" 7 ") == 7
+    for bad in ("", "-1", "1.5", "abc", "9" * 30, None):
+        assert parse_last_event_id(bad) is None
+
+
+def test_abort_connection_finds_the_tcp_socket_by_peer() -> None:
+    import socket
+
+    from trio_wrapper.connections import abort_connection
+
+    left, right = socket.socketpair()  # AF_UNIX: skipped, not a match
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client:
+            server_side, peer = listener.accept()
+            with server_side:
+                assert abort_connection(("127.0.0.1", 1)) is False
+                assert abort_connection(peer) is True
+                client.settimeout(2)
+                assert client.recv(10) == b""  # the server side was shut down
+    left.close()
+    right.close()
+    assert abort_connection(None) is False
