@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
+from trio_wrapper.event_ring import EventRing, Run
 from trio_wrapper.hub import Client, Gap, Hub, HubLimits, _select_replay
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.sse_http import SSEResponse
@@ -225,34 +228,60 @@ def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     assert len(client.take()[0]) == 5000
 
 
+def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:
+    ring = EventRing(capacity)
+    for start in range(first, last + 1, run_size):
+        lines = [b"x"] * min(run_size, last + 1 - start)
+        ring.append(Run.of_lines("a", start, start, lines, "stdout", start))
+    return ring
+
+
 def test_replay_selection() -> None:
-    from collections import deque
-
-    ring = deque(Event("a", i, i, "log") for i in range(11, 21))  # ids 11..20 retained
-    assert _select_replay(ring, None, 0, False) == ([], None)
-    replay, gap = _select_replay(ring, 15, 0, False)
+    ring = ring_of(1, 20, capacity=10)  # ids 11..20 retained
+    assert (ring.oldest_id, ring.newest_id, len(ring)) == (11, 20, 10)
+    assert _select_replay(ring, None, 0) == ([], None)
+    replay, gap = _select_replay(ring, 15, 0)
     assert [e.seq for e in replay] == [16, 17, 18, 19, 20] and gap is None
-    replay, gap = _select_replay(ring, 10, 0, False)
+    replay, gap = _select_replay(ring, 10, 0)
     assert [e.seq for e in replay] == list(range(11, 21)) and gap is None
-    replay, gap = _select_replay(ring, 4, 0, False)
+    replay, gap = _select_replay(ring, 4, 0)
     assert gap == Gap(missed=6, first_id=5, last_id=10) and len(replay) == 10
-    assert _select_replay(ring, 20, 0, False) == ([], None)
-    assert _select_replay(ring, 99, 0, False) == ([], None)
-    replay, _ = _select_replay(ring, None, 3, False)
+    assert _select_replay(ring, 20, 0) == ([], None)
+    assert _select_replay(ring, 99, 0) == ([], None)
+    replay, _ = _select_replay(ring, None, 3)
     assert [e.seq for e in replay] == [18, 19, 20]
+    replay, _ = _select_replay(ring, None, 500)
+    assert [e.seq for e in replay] == list(range(11, 21))
+    assert _select_replay(EventRing(5), 3, 2) == ([], None)
 
 
-def test_without_subscribers_only_the_ring_is_built() -> None:
+@given(
+    total=st.integers(min_value=0, max_value=60),
+    capacity=st.integers(min_value=1, max_value=25),
+    run_size=st.integers(min_value=1, max_value=9),
+    start=st.integers(min_value=-5, max_value=70),
+)
+def test_ring_since_is_exact(total: int, capacity: int, run_size: int, start: int) -> None:
+    ring = ring_of(1, total, capacity, run_size)
+    retained = list(range(max(1, total - capacity + 1), total + 1))
+    assert [e.seq for e in ring.since(start)] == [i for i in retained if i >= start]
+    assert [e.line_num for e in ring.since(start)] == [i for i in retained if i >= start]
+
+
+def test_without_subscribers_nothing_is_built() -> None:
     hub = Hub(limits(retained_per_agent=10, retained_global=20))
     agent = FakeAgent()
-    hub.on_lines(agent, "stdout", 1, LineBatch([b"x"] * 1000))  # type: ignore[arg-type]
+    batch = LineBatch([b"x"] * 1000)
+    hub.on_lines(agent, "stdout", 1, batch)  # type: ignore[arg-type]
     channel = hub.channels["a1"]
-    assert [e.seq for e in channel.ring] == list(range(991, 1001))
-    assert len(hub.global_ring) == 20 and hub.global_ring[-1].global_seq == 1000
+    assert channel.ring._runs[0]._events is None  # one run object, no Event per line
+    assert [e.seq for e in channel.ring.since(0)] == list(range(991, 1001))
+    assert [e.global_seq for e in hub.global_ring.since(0)] == list(range(981, 1001))
     assert channel.next_seq == 1001
-    assert all(e._body is None for e in channel.ring)  # nothing encoded for nobody
+    assert all(e._body is None for e in channel.ring.since(0))  # nothing encoded for nobody
     hub.on_lines(agent, "stderr", 1001, LineBatch([b"y"]))  # type: ignore[arg-type]
-    assert channel.ring[-1].seq == 1001 and channel.ring[-1].line_num == 1001
+    assert channel.ring.peek_last() is not None
+    assert channel.ring.peek_last().seq == 1001  # type: ignore[union-attr]
 
 
 def test_removed_agent_ends_its_streams() -> None:

@@ -117,6 +117,7 @@ class Agent:
         self._log_fds: dict[str, int] = {}
         self._events_fd: int | None = None
         self._readers_scope = trio.CancelScope()
+        self._running = trio.Event()
         self._exited = trio.Event()
         self._done = trio.Event()
         self._stop_requested = False
@@ -301,12 +302,12 @@ class Agent:
 
     # ---- running --------------------------------------------------------------------
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self) -> None:
         assert self._process is not None, "attach() a process first"
         process = self._process
-        self._set_status(Status.RUNNING)
-        task_status.started()
         try:
+            self._set_status(Status.RUNNING)
+            self._running.set()
             async with trio.open_nursery() as nursery:
                 with self._readers_scope:
                     async with trio.open_nursery() as readers:
@@ -330,7 +331,12 @@ class Agent:
             if not self.status.is_terminal:
                 self._finish()
             self._write_meta()
+            self._running.set()
             self._done.set()
+
+    async def wait_running(self) -> None:
+        """Until ``run`` has marked the agent running (set also if it ended at once)."""
+        await self._running.wait()
 
     def _record_exit(self, returncode: int) -> None:
         if returncode < 0:

@@ -4,7 +4,7 @@ Publishing never waits: each client has a bounded buffer (a deque, not a memory 
 because a slow client must lose its *oldest* events, and a channel can only refuse the
 newest). A batch (everything one read produced) is appended to each subscriber's buffer in
 one call, and the client's task is woken once. With no subscribers nothing is encoded;
-the rings keep cheap ``Event`` objects until someone asks.
+the rings keep runs of raw lines (``event_ring``) until someone asks.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import trio
 
 from trio_wrapper.connections import abort_connection
 from trio_wrapper.errors import ApiError
+from trio_wrapper.event_ring import EventRing, Run
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.sse_wire import Event
 from trio_wrapper.status import Status
@@ -146,7 +147,7 @@ class AgentChannel:
 
     def __init__(self, retained: int) -> None:
         self.next_seq = 1
-        self.ring: deque[Event] = deque(maxlen=retained)
+        self.ring = EventRing(retained)
         self.clients: set[Client] = set()
         self.complete: Event | None = None
 
@@ -164,7 +165,7 @@ class Hub:
     def __init__(self, limits: HubLimits | None = None) -> None:
         self.limits = limits or HubLimits()
         self.channels: dict[str, AgentChannel] = {}
-        self.global_ring: deque[Event] = deque(maxlen=self.limits.retained_global)
+        self.global_ring = EventRing(self.limits.retained_global, use_global=True)
         self.global_clients: set[Client] = set()
         self.next_global_seq = 1
         self.dropped_events_total = 0
@@ -185,33 +186,14 @@ class Hub:
 
     def on_lines(self, agent: Agent, stream: str, first_line_num: int, batch: LineBatch) -> None:
         channel = self._channel(agent.name)
-        lines = batch.lines
-        count = len(lines)
-        seq = channel.next_seq
-        gseq = self.next_global_seq
+        count = len(batch.lines)
+        run = Run.of_lines(
+            agent.name, channel.next_seq, self.next_global_seq, batch.lines, stream, first_line_num
+        )
         channel.next_seq += count
         self.next_global_seq += count
         self.events_total += count
-        # Without subscribers only what the rings can hold is built: the rest would be
-        # evicted at once. The numbers still advance for every line.
-        if channel.clients or self.global_clients:
-            start = 0
-        else:
-            start = max(0, count - max(self.limits.retained_per_agent, self.limits.retained_global))
-        name = agent.name
-        events = [
-            Event(
-                name,
-                seq + i,
-                gseq + i,
-                "log",
-                line=lines[i],
-                stream=stream,
-                line_num=first_line_num + i,
-            )
-            for i in range(start, count)
-        ]
-        self._deliver(channel, events)
+        self._deliver(channel, run)
 
     def publish(self, agent_name: str, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Numbered events other than log lines: (type, data) pairs, e.g. extractions."""
@@ -223,7 +205,7 @@ class Hub:
             self.next_global_seq += 1
         self.events_total += len(events)
         if events:
-            self._deliver(channel, events)
+            self._deliver(channel, Run.of_events(events))
 
     def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
         items: list[tuple[str, dict[str, Any]]] = [
@@ -234,7 +216,7 @@ class Hub:
         self.publish(agent.name, items)
         if new.is_terminal:
             channel = self._channel(agent.name)
-            channel.complete = channel.ring[-1]
+            channel.complete = channel.ring.peek_last()
 
     def on_removed(self, agent: Agent) -> None:
         channel = self.channels.pop(agent.name, None)
@@ -243,9 +225,12 @@ class Hub:
                 client.ended = True
                 client.wake()
 
-    def _deliver(self, channel: AgentChannel, events: list[Event]) -> None:
-        channel.ring.extend(events)
-        self.global_ring.extend(events)
+    def _deliver(self, channel: AgentChannel, run: Run) -> None:
+        channel.ring.append(run)
+        self.global_ring.append(run)
+        if not (channel.clients or self.global_clients):
+            return  # nobody watching: no Event objects, no encoding
+        events = run.events()
         dropped = 0
         for client in channel.clients:
             dropped += client.push(events)
@@ -276,7 +261,7 @@ class Hub:
             raise ApiError(503, "too_many_clients", "too many SSE clients connected")
         client = Client(f"c{next(self._client_ids)}", agent_name, self.limits.client_buffer, peer)
         if agent_name is None:
-            replay, gap = _select_replay(self.global_ring, last_event_id, history, True)
+            replay, gap = _select_replay(self.global_ring, last_event_id, history)
             self.global_clients.add(client)
             self.clients.add(client)
             return Subscription(client, replay, gap, finished=False, complete=None)
@@ -287,7 +272,7 @@ class Hub:
             channel = self._channel(agent_name)
         if len(channel.clients) >= self.limits.max_clients_per_agent:
             raise ApiError(503, "too_many_clients", f"too many SSE clients on {agent_name!r}")
-        replay, gap = _select_replay(channel.ring, last_event_id, history, False)
+        replay, gap = _select_replay(channel.ring, last_event_id, history)
         if channel.complete is not None:
             return Subscription(client, replay, gap, finished=True, complete=channel.complete)
         channel.clients.add(client)
@@ -371,29 +356,20 @@ class Hub:
 
 
 def _select_replay(
-    ring: deque[Event], last_event_id: int | None, history: int, use_global: bool
+    ring: EventRing, last_event_id: int | None, history: int
 ) -> tuple[list[Event], Gap | None]:
-    if not ring:
+    newest = ring.newest_id
+    if newest is None:
         return [], None
-
-    def id_of(event: Event) -> int:
-        return event.global_seq if use_global else event.seq
-
     if last_event_id is not None:
-        oldest = id_of(ring[0])
-        newest = id_of(ring[-1])
         if last_event_id >= newest:
             return [], None
+        oldest = ring.oldest_id or 0
         gap = None
         if last_event_id + 1 < oldest:
             gap = Gap(oldest - last_event_id - 1, last_event_id + 1, oldest - 1)
-        # A ring holds consecutive ids: skip what the client already has.
-        skip = max(0, last_event_id + 1 - oldest)
-        return list(itertools.islice(ring, skip, None)), gap
-    if history > 0:
-        start = max(0, len(ring) - history)
-        return list(itertools.islice(ring, start, None)), None
-    return [], None
+        return ring.since(last_event_id + 1), gap
+    return ring.last(history), None
 
 
 def _status_detail(agent: Agent, new: Status) -> str:

@@ -55,8 +55,13 @@ class LineSplitter:
         parts = data.split(b"\n")
         rest = parts.pop()
         limit = self._max
-        out = batch.lines
         continued = self._cut_open
+        line_ended = bool(parts)
+        if not continued and b"\r" not in data and (not parts or max(map(len, parts)) <= limit):
+            # The common case, done in C: nothing to strip, nothing to cut.
+            batch.lines = parts
+            parts = []
+        out = batch.lines
         for part in parts:
             if len(part) > limit or continued:
                 self._emit_complete(batch, part, continued)
@@ -65,7 +70,7 @@ class LineSplitter:
                 out.append(part[:-1])
             else:
                 out.append(part)
-        if parts:
+        if line_ended:
             self._cut_open = False
         if len(rest) > limit:
             rest = self._emit_cut_pieces(batch, rest)

@@ -7,6 +7,7 @@ a plain ``hypercorn -k trio``) in which every agent's ``run`` task lives.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 import signal
@@ -137,7 +138,11 @@ class Supervisor:
                 raise
             self.agents[spec.name] = agent
             self.started_total += 1
-            await self._nursery.start(agent.run)
+            # A fresh context: started from the request, the agent's tasks would otherwise
+            # inherit (and keep alive for their whole life) Quart's request context.
+            nursery = self._nursery
+            contextvars.Context().run(lambda: nursery.start_soon(agent.run))
+            await agent.wait_running()
             return agent
         finally:
             self._reserved.discard(spec.name)
