@@ -16,6 +16,8 @@ keep a reader blocked.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import signal
 import time
@@ -27,7 +29,8 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
-from trio_wrapper.lines import LineBatch, LineSplitter
+from trio_wrapper.lines import LineBatch
+from trio_wrapper.pipeline import LinePipeline
 from trio_wrapper.runfiles import RunFiles, open_append, write_all
 from trio_wrapper.status import Status, check_transition, status_after_exit
 from trio_wrapper.timefmt import go_duration, now_local, rfc3339
@@ -39,7 +42,17 @@ EXIT_DRAIN_SECONDS = 1.0
 # (a grandchild that left the group with setsid() can hold the pipes forever).
 STOP_DRAIN_SECONDS = 0.5
 
+# A reader lets other tasks run after this many bytes even if its pipe never runs dry.
+READER_TURN_BYTES = 1024 * 1024
+# A bigger pipe buffer lets a fast child write more before it waits for us.
+PIPE_BYTES = 1024 * 1024
+
 _event_encoder = msgspec.json.Encoder()
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not a pipe (PTY), or over the limit
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 class AgentObserver(Protocol):
@@ -106,8 +119,7 @@ class Agent:
         self._max_line = max_line_bytes
         self._chunk = read_chunk_bytes
         self._stop_grace = stop_grace_seconds
-        self._readers_left = 0
-        self._readers_finished = trio.Event()
+        self._pipeline: LinePipeline | None = None
         self._started_mono = time.monotonic()
         self._ended_mono: float | None = None
         self._process: trio.Process | None = None
@@ -305,13 +317,18 @@ class Agent:
     async def run(self) -> None:
         assert self._process is not None, "attach() a process first"
         process = self._process
+        pipeline = self._pipeline = LinePipeline(
+            {stream: self.files.log(stream) for stream in self._outputs},
+            self._deliver,
+            max_line_bytes=self._max_line,
+        )
         try:
             self._set_status(Status.RUNNING)
             self._running.set()
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(pipeline.run)
                 with self._readers_scope:
                     async with trio.open_nursery() as readers:
-                        self._readers_left = len(self._outputs)
                         for stream_name, stream in self._outputs.items():
                             readers.start_soon(self._read, stream_name, stream)
                         timeout_scope = trio.CancelScope()
@@ -321,9 +338,12 @@ class Agent:
                         timeout_scope.cancel()
                         self._exited.set()
                         self._record_exit(process.returncode or 0)
-                        # Let the readers empty the pipes before the status says done.
+                        # The pipes are emptied and their lines processed before the status
+                        # says done; a grandchild holding the pipes open holds it back only
+                        # for the drain time, and then only what was read so far is waited for.
                         with trio.move_on_after(EXIT_DRAIN_SECONDS):
-                            await self._readers_finished.wait()
+                            await pipeline.done.wait()
+                        await pipeline.wait_idle()
                         self._finish()
         finally:
             with trio.CancelScope(shield=True):
@@ -367,41 +387,52 @@ class Agent:
         self._set_status(new, detail)
 
     async def _read(self, stream_name: str, stream: trio.abc.ReceiveStream) -> None:
-        splitter = LineSplitter(self._max_line)
+        """Pipe → log file, nothing else: line work happens behind, in the pipeline."""
+        assert isinstance(stream, trio.lowlevel.FdStream)
+        fd = stream.fileno()
+        _grow_pipe(fd)
         stats = self.stats[stream_name]
-        fd = self._log_fds[stream_name]
+        log_fd = self._log_fds[stream_name]
         chunk_size = self._chunk
+        pipeline = self._pipeline
+        assert pipeline is not None
+        since_checkpoint = 0
         try:
             while True:
                 try:
-                    chunk = await stream.receive_some(chunk_size)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    break  # a PTY reports EOF as EIO
+                    chunk = os.read(fd, chunk_size)
+                except BlockingIOError:
+                    pipeline.idle(stream_name)
+                    since_checkpoint = 0
+                    await trio.lowlevel.wait_readable(fd)
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        break  # a PTY whose other side closed: its end of file
+                    raise
                 if not chunk:
                     break
                 # The log file first and in full: nothing downstream may cost a byte.
-                chunk = bytes(chunk)
                 try:
-                    write_all(fd, chunk)
+                    write_all(log_fd, chunk)
                 except OSError as exc:
                     self.problem = f"cannot write {stream_name} log: {exc.strerror}"
+                offset = stats.bytes
                 stats.bytes += len(chunk)
-                batch = splitter.feed(chunk)
-                if batch.lines:
-                    self._deliver(stream_name, stats, batch)
+                pipeline.submit(stream_name, offset, chunk, busy=len(chunk) == chunk_size)
+                since_checkpoint += len(chunk)
+                if since_checkpoint >= READER_TURN_BYTES:
+                    # Let the rest of the daemon (HTTP, other agents) have a turn.
+                    since_checkpoint = 0
+                    await trio.lowlevel.checkpoint()
         finally:
-            batch = splitter.flush()
-            if batch.lines:
-                self._deliver(stream_name, stats, batch)
-            self._readers_left -= 1
-            if self._readers_left <= 0:
-                self._readers_finished.set()
+            pipeline.end(stream_name)
 
-    def _deliver(self, stream_name: str, stats: StreamStats, batch: LineBatch) -> None:
+    def _deliver(self, stream_name: str, batch: LineBatch) -> None:
         first = self.line_num + 1
         count = len(batch.lines)
         self.line_num += count
-        stats.lines += count
+        self.stats[stream_name].lines += count
         for observer in self._observers:
             observer.on_lines(self, stream_name, first, batch)
 
