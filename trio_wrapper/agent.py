@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
+from trio_wrapper.extract import Record, Rule, make_extractor
+from trio_wrapper.extract.store import ExtractionStore
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.pipeline import LinePipeline
 from trio_wrapper.runfiles import RunFiles, open_append, write_all
@@ -70,6 +72,10 @@ class AgentObserver(Protocol):
 
     def on_removed(self, agent: Agent) -> None: ...
 
+    def on_records(self, agent: Agent, records: list[Record]) -> None:
+        """Extraction records, right after the ``on_lines`` of the lines they came from."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
@@ -102,6 +108,7 @@ class Agent:
         max_line_bytes: int = 64 * 1024,
         read_chunk_bytes: int = 64 * 1024,
         stop_grace_seconds: float = 10.0,
+        rules: Sequence[Rule] = (),
     ) -> None:
         self.spec = spec
         self.files = files
@@ -120,6 +127,12 @@ class Agent:
         self._chunk = read_chunk_bytes
         self._stop_grace = stop_grace_seconds
         self._pipeline: LinePipeline | None = None
+        try:
+            extractor = make_extractor(spec.format, rules)
+        except ValueError:  # a past run's meta naming a format this version lacks
+            extractor = make_extractor("none")
+        self.extraction = ExtractionStore(extractor)
+        self._extraction_finished = False
         self._started_mono = time.monotonic()
         self._ended_mono: float | None = None
         self._process: trio.Process | None = None
@@ -166,6 +179,10 @@ class Agent:
             agent.stats[stream].bytes = int((meta.get("bytes") or {}).get(stream, 0))
             agent.stats[stream].lines = int((meta.get("lines") or {}).get(stream, 0))
         agent.line_num = int(meta.get("total_lines", 0))
+        extraction = meta.get("extraction") or {}
+        counts = extraction.get("matches_by_type") or {}
+        agent.extraction.counts = {str(k): int(v) for k, v in counts.items()}
+        agent.extraction.total = int(extraction.get("total_matches", 0))
         duration = meta.get("duration_seconds")
         if isinstance(duration, int | float):
             agent._ended_mono = agent._started_mono + float(duration)
@@ -218,6 +235,16 @@ class Agent:
     @property
     def bytes_processed(self) -> int:
         return self.stats["stdout"].bytes + self.stats["stderr"].bytes
+
+    def extraction_summary(self) -> dict[str, Any]:
+        store = self.extraction
+        return {
+            "format": store.format,
+            "total_lines": self.line_num,
+            "total_matches": store.total,
+            "in_code_block": store.in_code_block,
+            "matches_by_type": dict(store.counts),
+        }
 
     def log_paths(self) -> dict[str, str]:
         return {s: str(self.files.log(s)) for s in ("stdout", "stderr")}
@@ -280,6 +307,7 @@ class Agent:
             "bytes": {s: st.bytes for s, st in self.stats.items()},
             "lines": {s: st.lines for s, st in self.stats.items()},
             "total_lines": self.line_num,
+            "extraction": self.extraction_summary(),
             "logs": {**self.log_paths(), "events": str(self.files.events)},
         }
 
@@ -344,8 +372,12 @@ class Agent:
                         with trio.move_on_after(EXIT_DRAIN_SECONDS):
                             await pipeline.done.wait()
                         await pipeline.wait_idle()
+                        if pipeline.done.is_set():
+                            self._finish_extraction()
                         self._finish()
         finally:
+            if pipeline.done.is_set():
+                self._finish_extraction()
             with trio.CancelScope(shield=True):
                 await self._release()
             if not self.status.is_terminal:
@@ -435,6 +467,27 @@ class Agent:
         self.stats[stream_name].lines += count
         for observer in self._observers:
             observer.on_lines(self, stream_name, first, batch)
+        self._publish_records(self.extraction.feed(batch.lines, first, stream_name))
+
+    def _finish_extraction(self) -> None:
+        """End of output: what the extractor still held (an open block, a pending reply)."""
+        if not self._extraction_finished:
+            self._extraction_finished = True
+            self._publish_records(self.extraction.finish())
+
+    def _publish_records(self, records: list[Record]) -> None:
+        if not records:
+            return
+        if self._events_fd is not None:
+            # One JSON object a line: the record with its timestamp in front.
+            stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b","
+            data = b"".join(stamp + _event_encoder.encode(r)[1:] + b"\n" for r in records)
+            try:
+                write_all(self._events_fd, data)
+            except OSError as exc:
+                self.problem = f"cannot write events file: {exc.strerror}"
+        for observer in self._observers:
+            observer.on_records(self, records)
 
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None

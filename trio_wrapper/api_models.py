@@ -39,6 +39,11 @@ class AgentListQuery(msgspec.Struct, kw_only=True):
     status: str | None = None
 
 
+class DetailQuery(msgspec.Struct, kw_only=True):
+    include_matches: bool = False
+    limit: int = 100
+
+
 class LogsQuery(msgspec.Struct, kw_only=True):
     stream: Literal["stdout", "stderr"] = "stdout"
     tail: int | None = None
@@ -71,7 +76,11 @@ class AgentSummary(msgspec.Struct):
 
 
 class Extraction(msgspec.Struct):
+    format: str
     total_lines: int
+    total_matches: int
+    in_code_block: bool
+    matches_by_type: dict[str, int]
 
 
 class AgentDetail(AgentSummary):

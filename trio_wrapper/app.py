@@ -36,7 +36,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from trio_wrapper import __version__
-from trio_wrapper.agent import AgentSpec, StdinBlocked, StdinClosed
+from trio_wrapper.agent import Agent, AgentSpec, StdinBlocked, StdinClosed
 from trio_wrapper.api_models import (
     AgentCreate,
     AgentDetail,
@@ -44,6 +44,7 @@ from trio_wrapper.api_models import (
     AgentList,
     AgentListQuery,
     Deleted,
+    DetailQuery,
     ErrorResponse,
     Health,
     InputAccepted,
@@ -51,6 +52,7 @@ from trio_wrapper.api_models import (
 )
 from trio_wrapper.config import LOOPBACK_NAMES, Config, load_config
 from trio_wrapper.errors import ApiError, invalid_request
+from trio_wrapper.extract.store import MAX_LIMIT
 from trio_wrapper.hub import Hub, HubLimits
 from trio_wrapper.logtail import tail_lines
 from trio_wrapper.metrics import MetricsModel
@@ -122,7 +124,7 @@ def create_app(
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
     if supervisor is None:
-        supervisor = Supervisor(config)
+        supervisor = Supervisor(config, rules=config.rules())
     if hub is None:
         hub = Hub(hub_limits(config))
         supervisor.observers.append(hub)
@@ -329,9 +331,13 @@ def resolve_spec(body: AgentCreate, config: Config) -> AgentSpec:
     )
 
 
-def agent_detail(agent: Any) -> dict[str, Any]:
-    out: dict[str, Any] = agent.detail()
-    out["extraction"] = {"total_lines": agent.line_num}
+def agent_detail(agent: Agent, matches_limit: int | None = None) -> dict[str, Any]:
+    out = agent.detail()
+    out["extraction"] = agent.extraction_summary()
+    if agent.spec.format == "auto" and agent.extraction.format != "auto":
+        out["format"] = agent.extraction.format  # what auto detection decided
+    if matches_limit is not None:
+        out["matches"] = agent.extraction.matches(matches_limit)
     return out
 
 
@@ -396,11 +402,17 @@ def _install_routes(app: QuartTrio, state: AppState) -> None:
         return json_response(agent_detail(agent), 201)
 
     @route("/api/agents/<name>", ["GET"])
+    @document_querystring(DetailQuery)
     @document_response(AgentDetail)
     @document_response(ErrorResponse, 404)
     async def get_agent(name: str) -> Response:
-        """One agent's detail."""
-        return json_response(agent_detail(supervisor.get(name)))
+        """One agent's detail; ``include_matches=true`` adds the most recent ``limit``
+        records of each kind (default 100, at most 10000)."""
+        agent = supervisor.get(name)
+        query = parse_query(DetailQuery)
+        if not 1 <= query.limit <= MAX_LIMIT:
+            raise invalid_request(f"limit must be between 1 and {MAX_LIMIT}")
+        return json_response(agent_detail(agent, query.limit if query.include_matches else None))
 
     @route("/api/agents/<name>", ["DELETE"])
     @document_response(Deleted)

@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(_config_path(args.config), overrides=overrides)
         _ = config.token  # a token file that cannot be read is a config error too
+        rules = config.rules()  # so is a bad extraction rule
     except ConfigError as exc:
         print(f"trio-wrapper: config error: {exc}", file=sys.stderr)
         return 2
@@ -65,5 +66,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from trio_wrapper.daemon import serve
 
-    trio.run(serve, config)
+    trio.run(serve, config, rules)
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from trio_wrapper.extract.rules import Rule, RulesError, load_rules
 from trio_wrapper.formats import FORMATS
 
 ENV_PREFIX = "TRIO_WRAPPER_"
@@ -82,6 +83,13 @@ class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_clients_per_agent: int = 10_000
 
 
+DEFAULT_PATTERNS_FILE = "conf/patterns.toml"
+
+
+class ExtractionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    patterns_file: str = DEFAULT_PATTERNS_FILE
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
@@ -112,12 +120,23 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     cors: CorsConfig = msgspec.field(default_factory=CorsConfig)
     sse: SseConfig = msgspec.field(default_factory=SseConfig)
+    extraction: ExtractionConfig = msgspec.field(default_factory=ExtractionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
     def logs_path(self) -> Path:
         return Path(self.server.logs_dir)
+
+    def rules(self) -> list[Rule]:
+        """The user extraction rules; the shipped default file may be absent."""
+        path = Path(self.extraction.patterns_file)
+        if self.extraction.patterns_file == DEFAULT_PATTERNS_FILE and not path.exists():
+            return []
+        try:
+            return load_rules(path)
+        except RulesError as exc:
+            raise ConfigError(f"extraction.patterns_file: {exc}") from exc
 
     @property
     def token(self) -> str:
@@ -139,6 +158,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "auth": AuthConfig,
     "cors": CorsConfig,
     "sse": SseConfig,
+    "extraction": ExtractionConfig,
     "metrics": MetricsConfig,
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import resource
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -20,6 +21,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from trio_wrapper.app import create_app, hub_limits
 from trio_wrapper.config import Config
+from trio_wrapper.extract import Rule
 from trio_wrapper.hub import Hub
 from trio_wrapper.supervisor import Supervisor
 
@@ -47,11 +49,11 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
     hub = Hub(hub_limits(config))
-    supervisor = Supervisor(config, observers=[hub])
+    supervisor = Supervisor(config, observers=[hub], rules=rules)
     app = create_app(config, supervisor, hub)
     asgi: Any = app
     if config.server.forwarded_hops:

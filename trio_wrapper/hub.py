@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import trio
 
 from trio_wrapper.connections import abort_connection
 from trio_wrapper.errors import ApiError
 from trio_wrapper.event_ring import EventRing, Run
+from trio_wrapper.extract import Record
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.sse_wire import Event
 from trio_wrapper.status import Status
@@ -206,6 +208,9 @@ class Hub:
         self.events_total += len(events)
         if events:
             self._deliver(channel, Run.of_events(events))
+
+    def on_records(self, agent: Agent, records: list[Record]) -> None:
+        self.publish(agent.name, [("extraction", msgspec.to_builtins(r)) for r in records])
 
     def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
         items: list[tuple[str, dict[str, Any]]] = [

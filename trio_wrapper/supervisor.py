@@ -21,6 +21,7 @@ import trio
 from trio_wrapper.agent import Agent, AgentObserver, AgentSpec
 from trio_wrapper.config import Config
 from trio_wrapper.errors import ApiError
+from trio_wrapper.extract import Rule
 from trio_wrapper.runfiles import RunFiles, load_history
 from trio_wrapper.status import Status
 from trio_wrapper.timefmt import now_local, rfc3339
@@ -38,8 +39,14 @@ def check_name(name: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: Config, observers: Sequence[AgentObserver] = ()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        observers: Sequence[AgentObserver] = (),
+        rules: Sequence[Rule] = (),
+    ) -> None:
         self.config = config
+        self.rules = list(rules)
         self.logs_dir = config.logs_path
         self.observers: list[AgentObserver] = list(observers)
         self.agents: dict[str, Agent] = {}
@@ -129,6 +136,7 @@ class Supervisor:
                     max_line_bytes=self.config.limits.max_line_bytes,
                     read_chunk_bytes=self.config.limits.read_chunk_bytes,
                     stop_grace_seconds=self.config.agents.stop_grace_seconds,
+                    rules=self.rules,
                 )
                 agent.started_at = started
                 agent.attach(process, master)

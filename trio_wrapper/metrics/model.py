@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from trio_wrapper.agent import Agent
+from trio_wrapper.extract import Record, record_type
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
 from trio_wrapper.metrics.snapshot import AgentFigures, MetricsSnapshot, SseFigures, SseSource
@@ -87,6 +88,9 @@ class MetricsModel:
     def on_removed(self, agent: Agent) -> None:
         # The agent's own series go; the daemon-wide counters keep what it contributed.
         self._agent_extractions.pop(agent, None)
+
+    def on_records(self, agent: Agent, records: list[Record]) -> None:
+        self.on_extractions(agent, Counter(record_type(r) for r in records))
 
     def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:
         """Called by the extractor with the matches it just found, counted by type."""

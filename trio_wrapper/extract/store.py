@@ -1,0 +1,97 @@
+"""One run's extraction results: exact counts, and a bounded window of recent records.
+
+Counts (``matches_by_type``, ``total_matches``) are exact for the whole run. The records
+themselves are kept only as the most recent ``keep`` of each type, and never more than
+``keep_bytes`` of text per type (a long run's responses could otherwise hold gigabytes).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from trio_wrapper.extract.base import Extractor
+from trio_wrapper.extract.records import (
+    MATCHES_KEYS,
+    RECORD_TYPES,
+    CodeBlock,
+    Prompt,
+    Record,
+    Response,
+    record_type,
+)
+
+MAX_LIMIT = 10_000  # the contract's ceiling for ?limit=
+KEEP_BYTES = 8 * 1024 * 1024
+
+
+def _text_size(record: Record) -> int:
+    if isinstance(record, Response | Prompt):
+        return len(record.text)
+    if isinstance(record, CodeBlock):
+        return len(record.content)
+    return 64  # small records: a rough constant is enough for the budget
+
+
+class ExtractionStore:
+    __slots__ = ("_bytes", "_extractor", "_keep", "_keep_bytes", "_recent", "counts", "total")
+
+    def __init__(
+        self, extractor: Extractor, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES
+    ) -> None:
+        self._extractor = extractor
+        self._keep = keep
+        self._keep_bytes = keep_bytes
+        self._recent: dict[str, deque[Record]] = {}
+        self._bytes: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.total = 0
+
+    @property
+    def format(self) -> str:
+        return self._extractor.format
+
+    @property
+    def in_code_block(self) -> bool:
+        return self._extractor.in_code_block
+
+    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
+        records = self._extractor.feed(lines, first_line_num, stream)
+        if records:
+            self._add(records)
+        return records
+
+    def finish(self) -> list[Record]:
+        records = self._extractor.finish()
+        if records:
+            self._add(records)
+        return records
+
+    def _add(self, records: list[Record]) -> None:
+        counts = self.counts
+        for record in records:
+            kind = record_type(record)
+            counts[kind] = counts.get(kind, 0) + 1
+            recent = self._recent.get(kind)
+            if recent is None:
+                recent = self._recent[kind] = deque()
+            recent.append(record)
+            size = self._bytes.get(kind, 0) + _text_size(record)
+            while recent and (len(recent) > self._keep or size > self._keep_bytes):
+                size -= _text_size(recent.popleft())
+            self._bytes[kind] = size
+        self.total += len(records)
+
+    def matches(self, limit: int) -> dict[str, list[dict[str, Any]]]:
+        """The most recent ``limit`` records of each kind, oldest first, as JSON objects."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for kind in RECORD_TYPES:
+            recent = self._recent.get(kind, ())
+            start = max(0, len(recent) - limit)
+            out[MATCHES_KEYS[kind]] = [
+                msgspec.to_builtins(record) for i, record in enumerate(recent) if i >= start
+            ]
+        return out
