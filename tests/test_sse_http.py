@@ -11,7 +11,7 @@ import httpx
 import trio
 from httpx_sse import aconnect_sse
 
-from tests.helpers import PY, wait_for
+from tests.helpers import PY, TRANSCRIPTS, wait_for
 from tests.live import Live, live_server
 from trio_wrapper.agent import AgentSpec
 
@@ -223,3 +223,24 @@ async def test_shutdown_with_a_paused_client_still_ends(tmp_path: Path) -> None:
             await wait_for(lambda: live.hub.dropped_events_total > 0)
         # live_server's exit ran hub.shutdown + hypercorn's graceful stop + agent stop.
         paused.close()
+
+
+async def test_extraction_events_follow_their_lines(tmp_path: Path) -> None:
+    transcript = TRANSCRIPTS / "codex" / "vincent_success.jsonl"
+    async with live_server(tmp_path) as live, httpx.AsyncClient(base_url=live.url) as http:
+        agent = await live.supervisor.start(AgentSpec("x1", ["cat", str(transcript)]))
+        await wait_for(lambda: not agent.is_live)
+        events = await collect(http, "/api/agents/x1/stream?history=100")
+        kinds = [k for k, _, _ in events]
+        extractions = [d["data"] for k, _, d in events if k == "extraction"]
+        assert extractions[0] == {
+            "type": "session",
+            "line_num": 1,
+            "key": "session_id",
+            "value": "019fe041-fb59-77a0-bce2-6d07f49e917c",
+        }
+        assert {"type": "response", "line_num": 3, "text": "hello"} in extractions
+        # Each extraction comes after the log line it was found on.
+        first_log = kinds.index("log")
+        assert kinds.index("extraction") > first_log
+        assert kinds[-1] == "complete"
