@@ -244,3 +244,20 @@ async def test_extraction_events_follow_their_lines(tmp_path: Path) -> None:
         first_log = kinds.index("log")
         assert kinds.index("extraction") > first_log
         assert kinds[-1] == "complete"
+
+
+async def test_metrics_count_the_connected_clients(tmp_path: Path) -> None:
+    async with live_server(tmp_path) as live, httpx.AsyncClient(base_url=live.url) as http:
+        await live.supervisor.start(AgentSpec("watched", ["sleep", "30"]))
+        async with aconnect_sse(http, "GET", "/api/agents/watched/stream") as source:
+            events = source.aiter_sse()  # held: a dropped generator would close the stream
+            assert (await anext(events)).event == "connected"
+            sse_json = (await http.get("/api/metrics")).json()["sse"]
+            assert sse_json == {"total_agents": 1, "total_clients": 1, "agents": {"watched": 1}}
+            text = (await http.get("/metrics")).text
+            assert 'trio_wrapper_sse_clients{agent="watched"} 1' in text
+            stats = (await http.get("/api/sse/stats")).json()
+            assert stats["agents"] == {"watched": 1} and stats["total_clients"] == 1
+            await events.aclose()
+        await wait_for(lambda: live.hub.total_clients == 0, 1)
+        assert (await http.get("/api/metrics")).json()["sse"]["total_clients"] == 0

@@ -157,6 +157,7 @@ def create_app(
     _install_routes(app, state)
     metrics = MetricsModel(supervisor, version=__version__, started_mono=state.started_mono)
     supervisor.observers.append(metrics)
+    metrics.register_sse(hub)
     install_metrics_routes(app, state, metrics)
 
     install_sse_routes(app, hub, supervisor)

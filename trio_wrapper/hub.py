@@ -24,6 +24,7 @@ from trio_wrapper.errors import ApiError
 from trio_wrapper.event_ring import EventRing, Run
 from trio_wrapper.extract import Record
 from trio_wrapper.lines import LineBatch
+from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.sse_wire import Event
 from trio_wrapper.status import Status
 
@@ -298,6 +299,15 @@ class Hub:
     @property
     def total_clients(self) -> int:
         return len(self.clients)
+
+    def sse_figures(self) -> SseFigures:
+        """For the metrics model (its ``SseSource``)."""
+        return SseFigures(
+            clients_by_agent={n: len(c.clients) for n, c in self.channels.items() if c.clients},
+            dropped_events_total=self.dropped_events_total,
+            slow_disconnects_total=self.slow_disconnects_total,
+            events_clients=len(self.global_clients),
+        )
 
     def stats(self) -> dict[str, Any]:
         per_agent = {name: len(ch.clients) for name, ch in self.channels.items() if ch.clients}

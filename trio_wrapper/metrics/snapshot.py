@@ -40,10 +40,11 @@ class SseFigures:
     clients_by_agent: Mapping[str, int] = field(default_factory=dict)
     dropped_events_total: int = 0
     slow_disconnects_total: int = 0
+    events_clients: int = 0  # on /api/events (all agents), counted in the total only
 
     @property
     def total_clients(self) -> int:
-        return sum(self.clients_by_agent.values())
+        return sum(self.clients_by_agent.values()) + self.events_clients
 
     @property
     def agents_with_clients(self) -> int:
