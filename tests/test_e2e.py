@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -209,3 +210,38 @@ def test_plain_hypercorn_serves_the_app_factory(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_with_100_stream_clients_exits_fast(daemon: Daemon) -> None:
+    with daemon.client() as http:
+        created = http.post("/api/agents", json={"name": "talker", "command": ["sleep", "60"]})
+        assert created.status_code == 201
+    port = int(daemon.url.rsplit(":", 1)[1])
+    clients = []
+    try:
+        for i in range(100):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            path = "/api/agents/talker/stream" if i % 2 else "/api/events"
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            clients.append(sock)
+        for sock in clients:  # every stream is live: its `connected` event arrived
+            data = b""
+            while b"event: connected" not in data:
+                chunk = sock.recv(4096)
+                assert chunk, "stream closed before connecting"
+                data += chunk
+        code, elapsed = daemon.terminate()
+        assert code == 0
+        # The agent dies at SIGTERM, so no grace is waited: about a second in all.
+        assert elapsed < 1.5, f"shutdown took {elapsed:.2f}s"
+        for sock in clients:
+            rest = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            assert b"event: shutdown" in rest
+    finally:
+        for sock in clients:
+            sock.close()

@@ -21,11 +21,14 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from trio_wrapper.app import create_app, hub_limits
 from trio_wrapper.config import Config
+from trio_wrapper.connections import abort_server_connections
 from trio_wrapper.extract import Rule
 from trio_wrapper.hub import Hub
 from trio_wrapper.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
+
+IDLE_CONNECTION_GRACE = 0.2  # after the agents stopped, before idle connections are closed
 
 
 def raise_open_file_limit() -> int:
@@ -59,19 +62,25 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     if config.server.forwarded_hops:
         asgi = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
     stop_serving = trio.Event()
+    server_done = trio.Event()
+
+    async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            await hypercorn_serve(
+                asgi,
+                hypercorn_config(config),
+                shutdown_trigger=stop_serving.wait,
+                task_status=task_status,
+            )
+        finally:
+            server_done.set()
 
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await nursery.start(hub.run)
             await nursery.start(supervisor.run)
-            binds = await nursery.start(
-                lambda task_status: hypercorn_serve(
-                    asgi,
-                    hypercorn_config(config),
-                    shutdown_trigger=stop_serving.wait,
-                    task_status=task_status,
-                )
-            )
+            binds = await nursery.start(run_server)
+            ports = [int(bind.rsplit(":", 1)[1]) for bind in binds]
             for bind in binds:
                 # Tests and scripts read the bound port from this line (port 0 = ephemeral).
                 log.info("trio-wrapper listening on %s", bind)
@@ -83,4 +92,12 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         await hub.shutdown()
         stop_serving.set()
         await supervisor.shutdown()
+        # Requests in flight had the agents' stop time to finish; what is still open now
+        # is idle keep-alive, which hypercorn would otherwise wait out for its whole
+        # graceful timeout.
+        with trio.move_on_after(IDLE_CONNECTION_GRACE):
+            await server_done.wait()
+        if not server_done.is_set():
+            for port in ports:
+                abort_server_connections(port)
         log.info("all agents stopped; bye")
