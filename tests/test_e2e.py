@@ -175,6 +175,18 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if not k.startswith("TRIO_WRAPPER_")},
     )
     assert refused.returncode == 2 and b"auth.token" in refused.stderr
+    rules = tmp_path / "patterns.toml"
+    rules.write_text('[[rules]]\nname = "broken"\ntype = "metric"\nregex = "(unclosed"\n')
+    bad_rules = subprocess.run(
+        [PY, "-m", "trio_wrapper", "serve", "--port", "0"],
+        capture_output=True,
+        timeout=20,
+        check=False,
+        env={**os.environ, "TRIO_WRAPPER_EXTRACTION_PATTERNS_FILE": str(rules)},
+    )
+    assert bad_rules.returncode == 2
+    message = bad_rules.stderr.decode().strip().splitlines()
+    assert len(message) == 1 and "broken" in message[0], message
 
 
 def test_plain_hypercorn_serves_the_app_factory(tmp_path: Path) -> None:
