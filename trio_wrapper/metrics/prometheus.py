@@ -20,7 +20,10 @@ Neither keeps state. No ``_created`` series: the families are built without ``cr
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
@@ -138,7 +141,8 @@ def format_value(value: float) -> str:
     return "+Inf" if value > 0 else "-Inf"
 
 
-def _selectors(names: tuple[str, ...], label_values: Sequence[tuple[str, ...]]) -> list[str]:
+@functools.lru_cache(maxsize=16)
+def _selectors(names: tuple[str, ...], label_values: tuple[tuple[str, ...], ...]) -> list[str]:
     """``{k="v",...} `` for each label set; one or two labels (all ours) take a short cut."""
     esc = _label_value
     if len(names) == 1:
@@ -154,24 +158,32 @@ def _selectors(names: tuple[str, ...], label_values: Sequence[tuple[str, ...]]) 
 
 
 def render_text(fams: Iterable[Family]) -> str:
-    """The families in the Prometheus text format 0.0.4. Pure."""
+    """The families in the Prometheus text format 0.0.4. Pure.
+
+    Per-sample work is done by ``map`` in C: label sets are rendered once per distinct
+    set of agents (cached across scrapes: the agents rarely change between two), values
+    go through ``str`` when all are finite (the usual case), and lines are joined whole.
+    """
     out: list[str] = []
-    selectors: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for fam in fams:
         name = fam.name
         out.append(f"# HELP {name} {fam.help.translate(_HELP)}\n# TYPE {name} {fam.kind}\n")
-        if not fam.label_names:
-            out.extend(f"{name} {format_value(v)}\n" for v in fam.values)
+        values = fam.values
+        if not values:
             continue
-        key = (fam.label_names, id(fam.label_values))
-        rendered = selectors.get(key)
-        if rendered is None:
-            rendered = selectors[key] = _selectors(fam.label_names, fam.label_values)
-        # The common case inline: a finite value needs no helper call.
-        out.extend(
-            f"{name}{sel}{v}\n" if v - v == 0 else f"{name}{sel}{format_value(v)}\n"
-            for sel, v in zip(rendered, fam.values, strict=True)
-        )
+        if math.isfinite(sum(values)):
+            texts = list(map(str, values))
+        else:
+            texts = [format_value(v) for v in values]
+        if fam.label_names:
+            selectors = _selectors(fam.label_names, tuple(fam.label_values))
+            if len(selectors) != len(texts):
+                raise ValueError(f"{name}: {len(selectors)} label sets, {len(texts)} values")
+            prefixes: Iterable[str] = map(name.__add__, selectors)
+        else:
+            prefixes = itertools.repeat(name + " ", len(texts))
+        out.append("\n".join(map(operator.add, prefixes, texts)))
+        out.append("\n")
     return "".join(out)
 
 
