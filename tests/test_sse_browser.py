@@ -304,17 +304,24 @@ def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
     assert numbered[-1][1] == "complete"
     assert not seen["gap"]
 
-    # The codex-json extractor is being wired into the daemon while this test is written:
-    # at the time of writing, this transcript yields no `extraction` events over SSE. When
-    # it does, every one must be well-formed.
-    # TODO: once extraction events are published, assert that session, state (thinking),
-    # tool_call (shell), response and metric records all arrive.
-    for event in seen["extraction"]:
-        record = event["data"]
+    # The codex-json extractor's records reach the browser as `extraction` events.
+    records = [event["data"] for event in seen["extraction"]]
+    assert records, "no extraction events for a codex-json transcript"
+    for record in records:
         assert record["type"] == "extraction"
         assert record["agent_name"] == name
-        assert isinstance(record["data"]["type"], str)
         assert 1 <= record["data"]["line_num"] <= len(lines)
+    kinds = {record["data"]["type"] for record in records}
+    assert {"session", "state", "tool_call", "response", "metric"} <= kinds, kinds
+    session = next(r["data"] for r in records if r["data"]["type"] == "session")
+    assert session["key"] == "session_id"
+    assert session["value"] == "0199a213-81c0-7800-8aa1-bbab2a035a53"
+    shell = next(r["data"] for r in records if r["data"]["type"] == "tool_call")
+    assert shell["tool"] == "shell" and shell["exit_code"] == 0
+    metrics = {
+        r["data"]["key"]: r["data"]["value"] for r in records if r["data"]["type"] == "metric"
+    }
+    assert metrics["output_tokens"] == 122
 
     # The reconnect after the end got 204 and EventSource stopped for good.
     assert closed["readyState"] == 2
