@@ -213,19 +213,41 @@ async def test_finished_agent_replays_then_completes() -> None:
 def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     client = Client("c1", "a1", limit=3)
     deliveries = [
-        [Event("a1", i, 1000 + i, "log", line=b"x") for i in range(first, first + 10)]
+        Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
         for first in range(1, 51, 10)
     ]  # five reads of ten lines: ids 1..50
     dropped = [client.push(d) for d in deliveries]
     assert dropped == [0, 0, 0, 10, 10]
-    batch, gap = client.take()
+    runs, gap = client.take()
     assert gap == Gap(missed=20, first_id=1, last_id=20)
-    assert [e.seq for e in batch] == list(range(21, 51))
+    assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
     assert client.take() == ([], None)
     # One read larger than any event count is still delivered whole.
-    big = [Event("a1", i, i, "log") for i in range(51, 5051)]
-    assert client.push(big) == 0
-    assert len(client.take()[0]) == 5000
+    assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
+    assert client.take()[0][0].count == 5000
+    # The all-agents stream counts in global ids.
+    everyone = Client("c2", None, limit=1)
+    everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
+    everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
+    assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
+
+
+def test_run_wire_is_the_events_wires_joined() -> None:
+    from trio_wrapper.extract import Metric, Session
+
+    lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
+    run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
+    records = [Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")]
+    run = Run.of_records("a-1", 1, 9, records)
+    twin = Run.of_records("a-1", 1, 9, records)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    data = json.loads(run.wire().split(b"data: ", 1)[1].split(b"\n", 1)[0])["data"]
+    assert data == {"type": "session", "line_num": 1, "key": "model", "value": "o3"}
 
 
 def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:

@@ -479,9 +479,11 @@ class Agent:
         if not records:
             return
         if self._events_fd is not None:
-            # One JSON object a line: the record with its timestamp in front.
-            stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b","
-            data = b"".join(stamp + _event_encoder.encode(r)[1:] + b"\n" for r in records)
+            # One JSON object a line: the record with its timestamp in front. Records are
+            # objects, so each line starts with "{" and the timestamp goes right after it.
+            stamp = b'\n{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b","
+            data = (b"\n" + _event_encoder.encode_lines(records)[:-1]).replace(b"\n{", stamp)
+            data = data[1:] + b"\n"
             try:
                 write_all(self._events_fd, data)
             except OSError as exc:

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 
-from trio_wrapper.sse_wire import Event
+import msgspec
+
+from trio_wrapper.sse_wire import Event, stamp
+
+_encode = msgspec.json.Encoder().encode
 
 
 class Run:
+    """Consecutive events of one agent from one publish: the lines of one read, the
+    records one read yielded, or a few state events. Events and their wire bytes are
+    built only when someone asks, and then once for everyone."""
+
     __slots__ = (
         "_events",
+        "_global_wire",
         "_lines",
+        "_records",
+        "_wire",
         "agent",
         "count",
         "created",
@@ -37,6 +49,7 @@ class Run:
         lines: list[bytes] | None = None,
         stream: str = "",
         line_num: int = 0,
+        records: Sequence[msgspec.Struct] | None = None,
         events: list[Event] | None = None,
     ) -> None:
         self.agent = agent
@@ -44,10 +57,13 @@ class Run:
         self.gseq = gseq
         self.count = count
         self._lines = lines
+        self._records = records
         self.stream = stream
         self.line_num = line_num
         self.created = time.time()
         self._events = events
+        self._wire: bytes | None = None
+        self._global_wire: bytes | None = None
 
     @classmethod
     def of_lines(
@@ -56,31 +72,103 @@ class Run:
         return cls(agent, seq, gseq, len(lines), lines=lines, stream=stream, line_num=line_num)
 
     @classmethod
+    def of_records(cls, agent: str, seq: int, gseq: int, records: Sequence[msgspec.Struct]) -> Run:
+        """Extraction records: each one's JSON is exactly the event's ``data`` object."""
+        return cls(agent, seq, gseq, len(records), records=records)
+
+    @classmethod
     def of_events(cls, events: list[Event]) -> Run:
         first = events[0]
         return cls(first.agent, first.seq, first.global_seq, len(events), events=events)
 
+    @property
+    def completes(self) -> bool:
+        """Holds a ``complete`` event (only state runs can)."""
+        return self._events is not None and any(e.type == "complete" for e in self._events)
+
     def events(self) -> list[Event]:
         """The run's events, built once and then shared by everyone who asks."""
         if self._events is None:
-            lines = self._lines or []
-            agent, seq, gseq = self.agent, self.seq, self.gseq
-            stream, line_num, created = self.stream, self.line_num, self.created
-            self._events = [
-                Event(
-                    agent,
-                    seq + i,
-                    gseq + i,
-                    "log",
-                    line=line,
-                    stream=stream,
-                    line_num=line_num + i,
-                    created=created,
-                )
-                for i, line in enumerate(lines)
-            ]
-            self._lines = None
+            agent, seq, gseq, created = self.agent, self.seq, self.gseq, self.created
+            if self._records is not None:
+                self._events = [
+                    Event(
+                        agent,
+                        seq + i,
+                        gseq + i,
+                        "extraction",
+                        msgspec.to_builtins(r),
+                        created=created,
+                    )
+                    for i, r in enumerate(self._records)
+                ]
+            else:
+                stream, line_num = self.stream, self.line_num
+                self._events = [
+                    Event(
+                        agent,
+                        seq + i,
+                        gseq + i,
+                        "log",
+                        line=line,
+                        stream=stream,
+                        line_num=line_num + i,
+                        created=created,
+                    )
+                    for i, line in enumerate(self._lines or [])
+                ]
         return self._events
+
+    def wire(self, use_global: bool = False) -> bytes:
+        """The whole run framed for SSE, encoded once per id sequence."""
+        cached = self._global_wire if use_global else self._wire
+        if cached is None:
+            if self._lines is not None:
+                cached = self._encode_lines(use_global)
+            elif self._records is not None:
+                cached = self._encode_records(use_global)
+            elif use_global:
+                cached = b"".join(e.global_wire() for e in self.events())
+            else:
+                cached = b"".join(e.wire() for e in self.events())
+            if use_global:
+                self._global_wire = cached
+            else:
+                self._wire = cached
+        return cached
+
+    def _head(self, type_: str) -> bytes:
+        return (
+            b"\nevent: "
+            + type_.encode()
+            + b'\ndata: {"type":"'
+            + type_.encode()
+            + b'","timestamp":"'
+            + stamp(self.created).encode()
+            + b'","agent_name":'
+            + _encode(self.agent)
+            + b',"data":'
+        )
+
+    def _encode_lines(self, use_global: bool) -> bytes:
+        # Byte for byte what Event.wire() gives, without an Event per line.
+        head = self._head("log") + b'{"line":'
+        tail = b',"stream":"' + self.stream.encode() + b'","line_num":'
+        first_id = self.gseq if use_global else self.seq
+        line_num = self.line_num
+        parts = []
+        for i, line in enumerate(self._lines or ()):
+            text = _encode(line.decode("utf-8", "replace"))
+            parts.append(b"id: %d%s%s%s%d}}\n\n" % (first_id + i, head, text, tail, line_num + i))
+        return b"".join(parts)
+
+    def _encode_records(self, use_global: bool) -> bytes:
+        head = self._head("extraction")
+        first_id = self.gseq if use_global else self.seq
+        return b"".join(
+            b"id: %d%s%s}\n\n" % (first_id + i, head, _encode(record))
+            for i, record in enumerate(self._records or ())
+        )
 
     def first_id(self, use_global: bool) -> int:
         return self.gseq if use_global else self.seq

@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import trio
 
 from trio_wrapper.connections import abort_connection
@@ -45,6 +44,7 @@ class HubLimits:
     stall_timeout: float = 120.0
     sweep_interval: float = 30.0
     shutdown_grace: float = 1.0
+    coalesce: float = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ class Client:
         self.agent = agent  # None: the all-agents stream
         self.use_global_ids = agent is None
         self.limit = limit
-        self.batches: deque[list[Event]] = deque()
+        self.batches: deque[Run] = deque()
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -105,36 +105,34 @@ class Client:
         self.shutting_down = False  # the daemon stops: send ``shutdown`` and end
         self.ended = False  # the agent was removed: end quietly
 
-    def _id_of(self, event: Event) -> int:
-        return event.global_seq if self.use_global_ids else event.seq
-
-    def push(self, events: list[Event]) -> int:
-        """Queue one delivery (the caller's list, shared by every client: never mutated).
+    def push(self, run: Run) -> int:
+        """Queue one delivery (a run, shared by every client and encoded once for all).
         Past the limit, the oldest deliveries go. Returns how many events were dropped."""
         batches = self.batches
-        batches.append(events)
+        batches.append(run)
         self._wakeup.set()
         if len(batches) <= self.limit:
             return 0
         lost = batches.popleft()
+        first = lost.first_id(self.use_global_ids)
         if not self._missed:
-            self._first_missed = self._id_of(lost[0])
-        self._last_missed = self._id_of(lost[-1])
-        self._missed += len(lost)
-        return len(lost)
+            self._first_missed = first
+        self._last_missed = first + lost.count - 1
+        self._missed += lost.count
+        return lost.count
 
     def wake(self) -> None:
         self._wakeup.set()
 
-    def take(self) -> tuple[list[Event], Gap | None]:
+    def take(self) -> tuple[list[Run], Gap | None]:
         """Everything buffered, and the gap before it if some was lost."""
         gap = None
         if self._missed:
             gap = Gap(self._missed, self._first_missed, self._last_missed)
             self._missed = 0
-        batch = [event for delivery in self.batches for event in delivery]
+        runs = list(self.batches)
         self.batches.clear()
-        return batch, gap
+        return runs, gap
 
     async def wait(self) -> None:
         """Until something was pushed (or the client is told to stop)."""
@@ -211,7 +209,13 @@ class Hub:
             self._deliver(channel, Run.of_events(events))
 
     def on_records(self, agent: Agent, records: list[Record]) -> None:
-        self.publish(agent.name, [("extraction", msgspec.to_builtins(r)) for r in records])
+        channel = self._channel(agent.name)
+        count = len(records)
+        run = Run.of_records(agent.name, channel.next_seq, self.next_global_seq, records)
+        channel.next_seq += count
+        self.next_global_seq += count
+        self.events_total += count
+        self._deliver(channel, run)
 
     def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
         items: list[tuple[str, dict[str, Any]]] = [
@@ -234,14 +238,11 @@ class Hub:
     def _deliver(self, channel: AgentChannel, run: Run) -> None:
         channel.ring.append(run)
         self.global_ring.append(run)
-        if not (channel.clients or self.global_clients):
-            return  # nobody watching: no Event objects, no encoding
-        events = run.events()
         dropped = 0
         for client in channel.clients:
-            dropped += client.push(events)
+            dropped += client.push(run)
         for client in self.global_clients:
-            dropped += client.push(events)
+            dropped += client.push(run)
         self.dropped_events_total += dropped
 
     # ---- subscribing ------------------------------------------------------------------

@@ -10,6 +10,7 @@ with every timer in a cancel scope it owns.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -107,19 +108,20 @@ class SSEResponse(Response):
                 while True:
                     with trio.move_on_after(limits.ping_interval) as idle:
                         await client.wait()
+                        # Let a burst gather: one send for several reads costs each of
+                        # many clients far less, for at most this much delay.
+                        await trio.sleep(limits.coalesce)
                     if idle.cancelled_caught:
                         await _send_body(
                             send, client, control("ping", name, {}), limits.stall_timeout
                         )
                         continue
-                    batch, gap = client.take()
+                    runs, gap = client.take()
                     chunks = []
                     if gap is not None:
                         chunks.append(control("gap", name, gap.data()))
-                    chunks.extend(_wires(batch, use_global))
-                    done = client.ended or (
-                        not use_global and any(e.type == "complete" for e in batch)
-                    )
+                    chunks.extend(run.wire(use_global) for run in runs)
+                    done = client.ended or (not use_global and any(r.completes for r in runs))
                     if client.shutting_down:
                         chunks.append(control("shutdown", name, {}))
                         done = True
@@ -136,7 +138,7 @@ class SSEResponse(Response):
                 hub.slow_disconnects_total += 1
 
 
-def _wires(events: list[Event], use_global: bool) -> list[bytes]:
+def _wires(events: Sequence[Event], use_global: bool) -> list[bytes]:
     if use_global:
         return [e.global_wire() for e in events]
     return [e.wire() for e in events]

@@ -40,6 +40,10 @@ class TimestampCache:
 _stamps = TimestampCache()
 
 
+def stamp(moment: float) -> str:
+    return _stamps.format(moment)
+
+
 class Event:
     """One numbered event of one agent. ``data`` is the contract's ``data`` object, or for
     a log line (the hot path) ``None`` with ``line``/``stream``/``line_num`` set."""

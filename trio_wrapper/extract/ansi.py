@@ -10,11 +10,12 @@ import re
 
 # CSI (colours, cursor moves), OSC (titles, hyperlinks: ends in BEL or ESC \\, or is
 # cut by the end of the line), and the two-byte escapes (ESC =, ESC 7, …).
+# Each alternative starts with a literal escape byte, so the engine skips plain text fast.
 _ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
-    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"
-    r"|\x1b[ -/]*[0-~]"
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"
+    r"|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"
+    r"|[PX^_][^\x1b\n]*(?:\x1b\\)?"
+    r"|[ -/]*[0-~])"
     r"|\x9b[0-?]*[ -/]*[@-~]"
 )
 # A carriage return inside a line is a spinner or progress bar redrawing itself: what

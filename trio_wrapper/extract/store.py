@@ -21,7 +21,6 @@ from trio_wrapper.extract.records import (
     Prompt,
     Record,
     Response,
-    record_type,
 )
 
 MAX_LIMIT = 10_000  # the contract's ceiling for ?limit=
@@ -33,7 +32,11 @@ def _text_size(record: Record) -> int:
         return len(record.text)
     if isinstance(record, CodeBlock):
         return len(record.content)
-    return 64  # small records: a rough constant is enough for the budget
+    return 0
+
+
+# Only these carry long text; the others are small and bounded by count alone.
+_LONG_TEXT = frozenset({"prompt", "response", "code_block"})
 
 
 class ExtractionStore:
@@ -72,17 +75,24 @@ class ExtractionStore:
 
     def _add(self, records: list[Record]) -> None:
         counts = self.counts
+        recent_by_kind = self._recent
         for record in records:
-            kind = record_type(record)
+            kind = record.__struct_config__.tag
+            assert isinstance(kind, str)
             counts[kind] = counts.get(kind, 0) + 1
-            recent = self._recent.get(kind)
+            recent = recent_by_kind.get(kind)
             if recent is None:
-                recent = self._recent[kind] = deque()
-            recent.append(record)
-            size = self._bytes.get(kind, 0) + _text_size(record)
-            while recent and (len(recent) > self._keep or size > self._keep_bytes):
-                size -= _text_size(recent.popleft())
-            self._bytes[kind] = size
+                recent = recent_by_kind[kind] = deque(maxlen=self._keep)
+            if kind in _LONG_TEXT:
+                size = self._bytes.get(kind, 0) + _text_size(record)
+                if len(recent) == self._keep:
+                    size -= _text_size(recent[0])  # about to fall off the full deque
+                recent.append(record)
+                while len(recent) > 1 and size > self._keep_bytes:
+                    size -= _text_size(recent.popleft())
+                self._bytes[kind] = size
+            else:
+                recent.append(record)
         self.total += len(records)
 
     def matches(self, limit: int) -> dict[str, list[dict[str, Any]]]:
