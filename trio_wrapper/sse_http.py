@@ -10,7 +10,7 @@ with every timer in a cancel scope it owns.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -125,8 +125,8 @@ class SSEResponse(Response):
                     if client.shutting_down:
                         chunks.append(control("shutdown", name, {}))
                         done = True
-                    if chunks:
-                        await _send_body(send, client, b"".join(chunks), limits.stall_timeout)
+                    for piece in _pieces(chunks):
+                        await _send_body(send, client, piece, limits.stall_timeout)
                     if done:
                         await send({"type": "http.response.body", "body": b"", "more_body": False})
                         return
@@ -136,6 +136,30 @@ class SSEResponse(Response):
                 # Left in the middle of a send: the connection took nothing for the whole
                 # stall timeout (our deadline, or the sweep's abort, ended it).
                 hub.slow_disconnects_total += 1
+
+
+SEND_PIECE = 256 * 1024
+
+
+def _pieces(chunks: list[bytes]) -> Iterator[bytes]:
+    """Small chunks joined, large ones passed on as they are: the HTTP layer copies each
+    body once more (chunked framing), so joining megabytes first would copy them twice."""
+    small: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if len(chunk) >= SEND_PIECE:
+            if small:
+                yield b"".join(small)
+                small, size = [], 0
+            yield chunk
+            continue
+        small.append(chunk)
+        size += len(chunk)
+        if size >= SEND_PIECE:
+            yield b"".join(small)
+            small, size = [], 0
+    if small:
+        yield b"".join(small)
 
 
 def _wires(events: Sequence[Event], use_global: bool) -> list[bytes]:
