@@ -8,6 +8,7 @@ daemon (root nursery)
 
 from __future__ import annotations
 
+import gc
 import logging
 import resource
 import signal
@@ -28,6 +29,7 @@ from trio_wrapper.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
 
+GC_THRESHOLD = 50_000
 IDLE_CONNECTION_GRACE = 0.2  # after the agents stopped, before idle connections are closed
 
 
@@ -81,6 +83,11 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
             await nursery.start(supervisor.run)
             binds = await nursery.start(run_server)
             ports = [int(bind.rsplit(":", 1)[1]) for bind in binds]
+            # Everything built at start lives as long as the daemon: keep the collector
+            # from walking it again and again, and let it run less often (SSE fan-out and
+            # extraction allocate a lot of short-lived objects; pauses show up as latency).
+            gc.freeze()
+            gc.set_threshold(GC_THRESHOLD, 20, 20)
             for bind in binds:
                 # Tests and scripts read the bound port from this line (port 0 = ephemeral).
                 log.info("trio-wrapper listening on %s", bind)

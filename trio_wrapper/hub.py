@@ -44,7 +44,7 @@ class HubLimits:
     stall_timeout: float = 120.0
     sweep_interval: float = 30.0
     shutdown_grace: float = 1.0
-    coalesce: float = 0.005
+    coalesce: float = 0.010
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,9 +108,10 @@ class SSEResponse(Response):
                 while True:
                     with trio.move_on_after(limits.ping_interval) as idle:
                         await client.wait()
-                        # Let a burst gather: one send for several reads costs each of
-                        # many clients far less, for at most this much delay.
-                        await trio.sleep(limits.coalesce)
+                        # Let a burst gather: each send costs the server the same CPU
+                        # whatever it carries, so with many clients, fewer and fuller
+                        # sends keep everyone's delay down. 0.1 ms a client, 10 ms at most.
+                        await trio.sleep(min(limits.coalesce, hub.total_clients * 1e-4))
                     if idle.cancelled_caught:
                         await _send_body(
                             send, client, control("ping", name, {}), limits.stall_timeout
