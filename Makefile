@@ -39,6 +39,9 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/capture.py
 	$(BIN)/python bench/spawn.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/sse.py
+	$(BIN)/python bench/metrics.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
