@@ -35,16 +35,9 @@ from trio_wrapper.extract.records import (
 )
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules, parse_rules
 from trio_wrapper.extract.text import TextExtractor
+from trio_wrapper.formats import FORMATS
 
-EXTRACTOR_FORMATS: Final = (
-    "auto",
-    "text",
-    "codex-json",
-    "claude-stream-json",
-    "gemini-stream-json",
-    "aider",
-    "none",
-)
+EXTRACTOR_FORMATS: Final = FORMATS
 
 
 def make_extractor(fmt: str, rules: Sequence[Rule] = ()) -> Extractor:

@@ -89,6 +89,8 @@ RECORD_CLASSES: Final = (
 RECORD_TYPES: Final[tuple[str, ...]] = tuple(
     str(cls.__struct_config__.tag) for cls in RECORD_CLASSES
 )
+# Record class -> its ``type`` name, for counting many records without an attribute walk.
+KIND_OF: Final[dict[type, str]] = {cls: str(cls.__struct_config__.tag) for cls in RECORD_CLASSES}
 # ``type`` name -> the ``matches`` key of the agent detail (contract table, first column).
 MATCHES_KEYS: Final[dict[str, str]] = {
     "session": "session",

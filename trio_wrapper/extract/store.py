@@ -7,7 +7,7 @@ themselves are kept only as the most recent ``keep`` of each type, and never mor
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +15,7 @@ import msgspec
 
 from trio_wrapper.extract.base import Extractor
 from trio_wrapper.extract.records import (
+    KIND_OF,
     MATCHES_KEYS,
     RECORD_TYPES,
     CodeBlock,
@@ -75,14 +76,14 @@ class ExtractionStore:
 
     def _add(self, records: list[Record]) -> None:
         counts = self.counts
+        kinds = list(map(KIND_OF.__getitem__, map(type, records)))
+        for kind, count in Counter(kinds).items():
+            counts[kind] = counts.get(kind, 0) + count
+            if kind not in self._recent:
+                self._recent[kind] = deque(maxlen=self._keep)
         recent_by_kind = self._recent
-        for record in records:
-            kind = record.__struct_config__.tag
-            assert isinstance(kind, str)
-            counts[kind] = counts.get(kind, 0) + 1
-            recent = recent_by_kind.get(kind)
-            if recent is None:
-                recent = recent_by_kind[kind] = deque(maxlen=self._keep)
+        for kind, record in zip(kinds, records, strict=True):
+            recent = recent_by_kind[kind]
             if kind in _LONG_TEXT:
                 size = self._bytes.get(kind, 0) + _text_size(record)
                 if len(recent) == self._keep:

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from trio_wrapper.agent import Agent
-from trio_wrapper.extract import Record, record_type
+from trio_wrapper.extract import Record
+from trio_wrapper.extract.records import KIND_OF
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
 from trio_wrapper.metrics.snapshot import AgentFigures, MetricsSnapshot, SseFigures, SseSource
@@ -90,7 +91,7 @@ class MetricsModel:
         self._agent_extractions.pop(agent, None)
 
     def on_records(self, agent: Agent, records: list[Record]) -> None:
-        self.on_extractions(agent, Counter(record_type(r) for r in records))
+        self.on_extractions(agent, Counter(map(KIND_OF.__getitem__, map(type, records))))
 
     def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:
         """Called by the extractor with the matches it just found, counted by type."""
