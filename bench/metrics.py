@@ -80,6 +80,8 @@ def server_side(agents: int, requests: int) -> dict[str, tuple[float, float]]:
         agent = Agent.from_history(files, meta)
         registry.agents[agent.name] = agent
         registry.started_total += 1
+        agent.extraction.counts.update({"session": 4, "code_block": 2, "error": 1})
+        agent.extraction.total = 7
         model.on_extractions(agent, {"session": 4, "code_block": 2, "error": 1})
     prometheus = PrometheusView(model, "trio_wrapper")
     renders: dict[str, Callable[[], object]] = {

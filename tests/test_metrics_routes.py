@@ -23,7 +23,6 @@ from tests.helpers import TRANSCRIPTS, make_config, wait_for
 from trio_wrapper.app import create_app
 from trio_wrapper.config import ConfigError
 from trio_wrapper.lines import LineSplitter
-from trio_wrapper.metrics import MetricsModel
 from trio_wrapper.runfiles import RunFiles
 from trio_wrapper.supervisor import Supervisor
 from trio_wrapper.timefmt import now_local, rfc3339
@@ -93,10 +92,8 @@ async def get_text(client: Client, path: str) -> tuple[str, str]:
     return await response.get_data(as_text=True), response.headers["Content-Type"]
 
 
-async def start(client: Client, name: str, command: list[str]) -> Any:
-    return await client.post(
-        "/api/agents", json={"name": name, "command": command, "format": "none"}
-    )
+async def start(client: Client, name: str, command: list[str], fmt: str = "none") -> Any:
+    return await client.post("/api/agents", json={"name": name, "command": command, "format": fmt})
 
 
 async def test_scenario_prometheus_json_and_influx(
@@ -235,12 +232,10 @@ async def test_promtool_finds_nothing_to_report(scenario: tuple[Client, Supervis
         print(reason)
         pytest.skip(reason)
     client, supervisor = scenario
-    script = "printf 'x\\n'; exit 1"
-    assert (await start(client, "lint-me", ["sh", "-c", script])).status_code == 201
+    # Two code blocks and an error line, through the real text extractor.
+    script = "printf '```py\\nx\\n```\\n```\\ny\\n```\\nError: boom\\n'; exit 1"
+    assert (await start(client, "lint-me", ["sh", "-c", script], "text")).status_code == 201
     await wait_for(lambda: not supervisor.agents["lint-me"].is_live)
-    model = next(o for o in supervisor.observers if isinstance(o, MetricsModel))
-    # Extractions by type and per agent, as the extractor will report them.
-    model.on_extractions(supervisor.agents["lint-me"], {"code_block": 2, "error": 1})
     text = (await get_text(client, "/metrics"))[0]
     assert f'{NS}_extractions_total{{type="code_block"}} 2' in text
     assert f'{NS}_agent_errors_total{{agent="lint-me"}} 1' in text

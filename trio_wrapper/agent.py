@@ -229,7 +229,11 @@ class Agent:
 
     @property
     def duration_seconds(self) -> float:
-        end = self._ended_mono if self._ended_mono is not None else time.monotonic()
+        return self.duration_at(time.monotonic())
+
+    def duration_at(self, now: float) -> float:
+        """Run time as of ``now`` (monotonic): one clock read serves many agents."""
+        end = self._ended_mono if self._ended_mono is not None else now
         return max(0.0, end - self._started_mono)
 
     @property

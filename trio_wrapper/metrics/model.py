@@ -72,7 +72,6 @@ class MetricsModel:
         self._extractions: Counter[str] = Counter()
         # Keyed by the Agent object, not its name: after a DELETE the name may be reused
         # at once, and the old run's late news must not land on the new one.
-        self._agent_extractions: dict[Agent, Counter[str]] = {}
         self._sse: SseSource | None = None
 
     # ---- fed by the agents (AgentObserver) and the extractor ------------------------
@@ -87,20 +86,20 @@ class MetricsModel:
         self._rate.add(1, self._monotonic())
 
     def on_removed(self, agent: Agent) -> None:
-        # The agent's own series go; the daemon-wide counters keep what it contributed.
-        self._agent_extractions.pop(agent, None)
+        # The agent's own series go with it (they are read from the agent); the daemon-wide
+        # counters keep what it contributed.
+        pass
 
     def on_records(self, agent: Agent, records: list[Record]) -> None:
         self.on_extractions(agent, Counter(map(KIND_OF.__getitem__, map(type, records))))
 
     def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:
-        """Called by the extractor with the matches it just found, counted by type."""
+        """The daemon-wide counts of what an agent's extractor just found. (Per-agent
+        counts are read from the agent's own extraction store: no second copy here.)"""
         added = 0
-        own = self._agent_extractions.setdefault(agent, Counter())
         for kind, count in counts_by_type.items():
             if count > 0:
                 self._extractions[kind] += count
-                own[kind] += count
                 added += count
         if added:
             self._rate.add(added, self._monotonic())
@@ -121,12 +120,12 @@ class MetricsModel:
         registry = self._registry
         by_status = dict.fromkeys((s.value for s in Status), 0)
         figures = []
-        extractions = self._agent_extractions
         for agent in registry.agents.values():
             # Status is a StrEnum: the member is its own label, no .value lookup needed.
             status = agent.status
             by_status[status] += 1
-            own = extractions.get(agent)
+            extraction = agent.extraction
+            counts = extraction.counts
             stats = agent.stats
             figures.append(
                 AgentFigures(
@@ -135,13 +134,13 @@ class MetricsModel:
                     agent.started_at,
                     agent.completed_at,
                     agent.line_num,
-                    own.total() if own else 0,
-                    own[CODE_BLOCK] if own else 0,
-                    own[ERROR] if own else 0,
+                    extraction.total,
+                    counts.get(CODE_BLOCK, 0),
+                    counts.get(ERROR, 0),
                     stats["stdout"].bytes,
                     stats["stderr"].bytes,
                     agent.exit_code,
-                    agent.duration_seconds,
+                    agent.duration_at(now),
                 )
             )
         return MetricsSnapshot(
