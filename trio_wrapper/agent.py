@@ -601,10 +601,4 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def spawn_kwargs(spec: AgentSpec, base_env: dict[str, str]) -> dict[str, Any]:
-    """Arguments for ``trio.lowlevel.open_process`` without the stdio wiring."""
-    env = {**base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
-    return {"cwd": spec.cwd, "env": env, "start_new_session": True}
-
-
 __all__ = ["Agent", "AgentObserver", "AgentSpec", "StdinBlocked", "StdinClosed", "StreamStats"]

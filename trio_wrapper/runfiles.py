@@ -21,7 +21,6 @@ from trio_wrapper.status import Status
 from trio_wrapper.timefmt import log_stamp
 
 _json_encoder = msgspec.json.Encoder()
-STREAMS = ("stdout", "stderr")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ import trio
 
 from trio_wrapper.agent import Agent, AgentObserver, AgentSpec
 from trio_wrapper.config import Config
-from trio_wrapper.errors import ApiError
+from trio_wrapper.errors import ApiError, agent_not_found
 from trio_wrapper.extract import Rule
 from trio_wrapper.runfiles import RunFiles, load_history
 from trio_wrapper.status import Status
@@ -87,7 +87,7 @@ class Supervisor:
     def get(self, name: str) -> Agent:
         agent = self.agents.get(name)
         if agent is None:
-            raise ApiError(404, "agent_not_found", f"no agent named {name!r}")
+            raise agent_not_found(name)
         return agent
 
     def live_count(self) -> int:
