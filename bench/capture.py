@@ -36,6 +36,7 @@ from common import (
     machine,
     median,
     print_table,
+    run_main,
     running_daemon,
 )
 from supervisor.xmlrpc import SupervisorTransport
@@ -382,8 +383,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

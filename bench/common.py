@@ -17,9 +17,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import trio
@@ -227,3 +227,12 @@ async def count_running(client: httpx.AsyncClient) -> int:
     response = await client.get("/api/agents", params={"status": "running"})
     response.raise_for_status()
     return int(response.json()["count"])
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """A bench's entry point: its exit code, or 1 with one line when the run itself failed."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        sys.exit(1)

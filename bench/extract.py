@@ -27,7 +27,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -45,6 +44,7 @@ from common import (
     machine,
     median,
     print_table,
+    run_main,
     running_daemon,
 )
 from extract_micro import json_lines, text_lines
@@ -443,8 +443,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -11,7 +11,6 @@ reads VmRSS again and reports the growth divided by the number of agents.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from common import (
     median,
     print_table,
     rss_kb,
+    run_main,
     running_daemon,
     start_agents,
 )
@@ -118,8 +118,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -11,7 +11,6 @@ means the agent is ``running``); the daemon is then stopped, which stops the age
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from common import (
     machine,
     median,
     print_table,
+    run_main,
     running_daemon,
     start_agents,
 )
@@ -87,8 +87,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -57,6 +57,7 @@ from common import (
     median,
     print_table,
     rss_kb,
+    run_main,
     running_daemon,
 )
 
@@ -1072,8 +1073,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "_worker":
         WORKERS[sys.argv[2]](json.loads(sys.argv[3]))
         sys.exit(0)
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)
