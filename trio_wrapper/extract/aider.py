@@ -14,6 +14,7 @@ import re
 from typing import Final
 
 from trio_wrapper.extract.base import error_line
+from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.numbers import parse_number
 from trio_wrapper.extract.records import (
     Error,
@@ -26,13 +27,13 @@ from trio_wrapper.extract.records import (
 )
 from trio_wrapper.extract.scan import LineScanner, StreamState
 
-_CANDIDATE = re.compile(
+# Lines worth a look (RE2 syntax, see extract/candidates.py); _line decides exactly.
+_CANDIDATE = CandidateLines(
     r"\n(?:[ \t]{0,3}(?:```|~~~)"
     r"|Aider v|(?:Main |Weak |Editor )?[Mm]odels?:|Git repo:|Repo-map:|Tokens:"
     r"|Applied edit|Did not apply|Creating empty file|Commit |\^C "
-    r"|(?i:error|fatal|panic|warn)|[\w.]*(?:Error|Exception):"
-    r")",
-    re.MULTILINE,
+    r"|(?i:error|fatal|panic|warn)|[\pL\pN_.]*(?:Error|Exception):"
+    r")"
 )
 _LINE = re.compile(
     r"Aider v(?P<version>[0-9]\S*)"
@@ -67,14 +68,14 @@ class AiderExtractor(LineScanner):
     def _line(
         self,
         st: StreamState,
-        text: str,
+        line: str,
+        text: bytes,
         start: int,
         end: int,
         line_num: int,
         stream: str,
         out: list[Record],
     ) -> None:
-        line = text[start:end]
         if st.fence is not None:
             block = self._fence_line(st, line, text, start, end, line_num)
             if block is not None:

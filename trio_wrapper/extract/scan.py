@@ -1,36 +1,39 @@
 """The line-scanning engine shared by the text and aider extractors.
 
-A batch is decoded once and joined by ``\\n``, with a ``\\n`` put in front so every
-line, the first included, follows a newline. One combined "candidate" regex that
-starts with that newline (a literal prefix, which the regex engine scans for in C
-instead of trying the pattern at every character) finds the few lines that could mean
-something; most lines of agent output mean nothing and cost only that scan. Text
-between two interesting lines (a response's body, a code block's content) is cut out
-of the batch by position, never line by line. Each stream (stdout, stderr) has its
-own state, since the two are read independently and their lines interleave
-arbitrarily.
+A batch stays bytes: its lines are joined by ``\\n``, with a ``\\n`` put in front so
+every line, the first included, follows a newline, and terminal escapes are stripped
+from the bytes. One combined "candidate" pattern run by RE2 (see
+:mod:`~trio_wrapper.extract.candidates`) finds the few lines that could mean
+something; only those are decoded and looked at in Python. Most lines of agent output
+mean nothing and cost only that scan. Text between two interesting lines (a
+response's body, a code block's content) is cut out of the batch by position and
+decoded once, never line by line. Each stream (stdout, stderr) has its own state,
+since the two are read independently and their lines interleave arbitrarily.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import ClassVar
 
-from trio_wrapper.extract.ansi import strip_ansi
-from trio_wrapper.extract.base import decode_batch, with_rules
+from trio_wrapper.extract.ansi import strip_ansi_bytes
+from trio_wrapper.extract.base import with_rules
+from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.fences import Fence, closes, open_fence
 from trio_wrapper.extract.records import MAX_LONG_TEXT, CodeBlock, Record
 from trio_wrapper.extract.rules import Rule
+
+# A body keeps at most this many bytes: MAX_LONG_TEXT characters of up to 4 bytes each.
+MAX_BODY_BYTES = 4 * MAX_LONG_TEXT
 
 
 class Body:
     """The text of the lines after an opening line, possibly across batches.
 
-    ``start`` is a position in the current batch's text where the body resumes;
-    ``parts`` holds what earlier batches contributed. Stored text is capped at
-    MAX_LONG_TEXT (a runaway block must not grow without bound) but lines are still
-    counted.
+    ``start`` is a position in the current batch's bytes where the body resumes;
+    ``parts`` holds what earlier batches contributed. Stored bytes are capped at
+    MAX_BODY_BYTES, text at MAX_LONG_TEXT characters (a runaway block must not grow
+    without bound), but lines are still counted.
     """
 
     __slots__ = ("is_open", "nlines", "parts", "size", "start")
@@ -38,7 +41,7 @@ class Body:
     def __init__(self) -> None:
         self.is_open = False
         self.start = 0
-        self.parts: list[str] = []
+        self.parts: list[bytes] = []
         self.size = 0
         self.nlines = 0
 
@@ -49,13 +52,13 @@ class Body:
         self.size = 0
         self.nlines = 0
 
-    def _add(self, region: str) -> None:
-        self.nlines += region.count("\n") + 1
-        if self.size < MAX_LONG_TEXT:
+    def _add(self, region: bytes) -> None:
+        self.nlines += region.count(b"\n") + 1
+        if self.size < MAX_BODY_BYTES:
             self.parts.append(region)
             self.size += len(region) + 1
 
-    def close(self, text: str, line_start: int) -> tuple[str, int]:
+    def close(self, text: bytes, line_start: int) -> tuple[str, int]:
         """End the body before the line starting at ``line_start``; (text, line count)."""
         if line_start > self.start:
             self._add(text[self.start : line_start - 1])
@@ -63,13 +66,13 @@ class Body:
 
     def finish(self) -> tuple[str, int]:
         self.is_open = False
-        content = "\n".join(self.parts)
+        content = b"\n".join(self.parts).decode("utf-8", "replace")
         self.parts = []
         if len(content) > MAX_LONG_TEXT:
             content = content[:MAX_LONG_TEXT]
         return content, self.nlines
 
-    def carry(self, text: str) -> None:
+    def carry(self, text: bytes) -> None:
         """End of batch: keep the lines seen so far; the next batch resumes at 1 (its
         first line, after the leading newline)."""
         if self.start <= len(text):
@@ -108,10 +111,10 @@ class StreamState:
 
 class LineScanner:
     """Base of the streaming text extractors. Subclasses set ``CANDIDATE`` (lines worth
-    a look: a pattern starting with ``\\n``, compiled with MULTILINE), ``LINE_BY_LINE``
-    (blocks whose every line must be looked at), and implement :meth:`_line`."""
+    a look), ``LINE_BY_LINE`` (blocks whose every line must be looked at), and
+    implement :meth:`_line`."""
 
-    CANDIDATE: ClassVar[re.Pattern[str]]
+    CANDIDATE: ClassVar[CandidateLines]
     LINE_BY_LINE: ClassVar[frozenset[int]] = frozenset()
     FORMAT: ClassVar[str] = "text"
 
@@ -130,14 +133,14 @@ class LineScanner:
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         if not lines:
             return []
-        text = "\n" + strip_ansi(decode_batch(lines))
+        text = strip_ansi_bytes(b"\n" + b"\n".join(lines))
         st = self._streams.get(stream)
         if st is None:
             st = self._streams[stream] = StreamState()
         out: list[Record] = []
         self._scan(st, text, first_line_num, stream, out)
         if self._rules:
-            out = with_rules(out, self._rules, text[1:], first_line_num)
+            out = with_rules(out, self._rules, text[1:].decode("utf-8", "replace"), first_line_num)
         return out
 
     def finish(self) -> list[Record]:
@@ -147,27 +150,34 @@ class LineScanner:
         out.sort(key=_line_of)
         return out
 
-    def _scan(self, st: StreamState, text: str, first: int, stream: str, out: list[Record]) -> None:
+    def _scan(
+        self, st: StreamState, text: bytes, first: int, stream: str, out: list[Record]
+    ) -> None:
         size = len(text)
+        starts = self.CANDIDATE.starts(text)
+        n_starts = len(starts)
+        next_start = 0  # index in starts of the next candidate not yet passed
         pos = 1  # start of the next line to look at; text[0] is the added newline
         idx = 0
         counted = 1
-        search = self.CANDIDATE.search
         line_by_line = self.LINE_BY_LINE
         while pos <= size:
             if st.expect or st.block in line_by_line:
                 start = pos
             else:
-                m = search(text, pos - 1)
-                if m is None:
+                while next_start < n_starts and starts[next_start] < pos:
+                    next_start += 1
+                if next_start == n_starts:
                     break
-                start = m.start() + 1
-            end = text.find("\n", start)
+                start = starts[next_start]
+                next_start += 1
+            end = text.find(b"\n", start)
             if end < 0:
                 end = size
-            idx += text.count("\n", counted, start)
+            idx += text.count(b"\n", counted, start)
             counted = start
-            self._line(st, text, start, end, first + idx, stream, out)
+            line = text[start:end].decode("utf-8", "replace")
+            self._line(st, line, text, start, end, first + idx, stream, out)
             pos = end + 1
         if st.body.is_open:
             st.body.carry(text)
@@ -177,7 +187,8 @@ class LineScanner:
     def _line(
         self,
         st: StreamState,
-        text: str,
+        line: str,
+        text: bytes,
         start: int,
         end: int,
         line_num: int,
@@ -189,7 +200,7 @@ class LineScanner:
     # Fences: shared by every dialect.
 
     def _fence_line(
-        self, st: StreamState, line: str, text: str, start: int, end: int, line_num: int
+        self, st: StreamState, line: str, text: bytes, start: int, end: int, line_num: int
     ) -> CodeBlock | None:
         """Inside a fence: close it on its closing line and return the block."""
         assert st.fence is not None

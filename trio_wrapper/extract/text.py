@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from trio_wrapper.extract.base import error_line
+from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.numbers import parse_number
 from trio_wrapper.extract.records import (
     MAX_LONG_TEXT,
@@ -69,20 +70,22 @@ _BLOCK_MARKERS: Final = {
 }
 
 # Lines worth a look, by how they begin. Deliberately loose: _line decides exactly.
-_CANDIDATE = re.compile(
+# RE2 syntax (see extract/candidates.py): [\pL\pN_] is a word character of any script.
+_CANDIDATE = CandidateLines(
     r"\n(?:[ \t]{0,3}(?:```|~~~)"
     r"|\[\d{4}-"
     r"|(?:user|codex|thinking|exec|Plan update|User instructions:)[ \t]*$"
     r"|exec |tokens used|file update|mcp(?: startup)?:|ERROR:|deprecated:|tool "
-    r"|OpenAI Codex v|--------|codex session |apply_patch|\U0001f310"
+    r"|OpenAI Codex v|--------|codex session |apply_patch|"
+    "\U0001f310"  # not raw: RE2 wants the character itself
     r"|task (?:interrupted|aborted)|context compacted"
-    r"|[\w-]+\.[\w-]+\(.*\) (?:success|failed) in "
+    r"|[\pL\pN_-]+\.[\pL\pN_-]+\(.*\) (?:success|failed) in "
     r"|[ \t]*(?:succeeded|exited -?\d+) in "
     r"|(?i:model|provider|workdir|session[ _]id|approval|sandbox|reasoning (?:effort|summaries)):"
-    r"|(?i:error|fatal|panic|warn)|[\w.]*(?:Error|Exception):"
-    r"|(?:[\u2022*-] )?(?i:creat|wrot|writ|add|modif|updat|edit|delet|remov|read|file )"
-    r")",
-    re.MULTILINE,
+    r"|(?i:error|fatal|panic|warn)|[\pL\pN_.]*(?:Error|Exception):"
+    "|(?:[\u2022*-] )?"  # not raw, as above
+    r"(?i:creat|wrot|writ|add|modif|updat|edit|delet|remov|read|file )"
+    r")"
 )
 _TIMESTAMP = re.compile(r"\[\d{4}-\d\d-\d\d[T ][^\]]*\] ")
 # Event lines of codex's human output that end whatever block was open.
@@ -160,14 +163,14 @@ class TextExtractor(LineScanner):
     def _line(
         self,
         st: StreamState,
-        text: str,
+        line: str,
+        text: bytes,
         start: int,
         end: int,
         line_num: int,
         stream: str,
         out: list[Record],
     ) -> None:
-        line = text[start:end]
         if st.fence is not None:
             code = self._fence_line(st, line, text, start, end, line_num)
             if code is not None:
@@ -264,7 +267,7 @@ class TextExtractor(LineScanner):
         self,
         st: StreamState,
         core: str,
-        text: str,
+        text: bytes,
         start: int,
         end: int,
         line_num: int,
@@ -344,7 +347,7 @@ class TextExtractor(LineScanner):
         elif group("old_cmd") is not None:
             st.pending_exec.append((group("old_cmd"), line_num))
 
-    def _end_block(self, st: StreamState, text: str, start: int, out: list[Record]) -> None:
+    def _end_block(self, st: StreamState, text: bytes, start: int, out: list[Record]) -> None:
         if not st.body.is_open:
             return
         body, _ = st.body.close(text, start)
