@@ -50,6 +50,7 @@ READER_TURN_BYTES = 1024 * 1024
 PIPE_BYTES = 1024 * 1024
 
 _event_encoder = msgspec.json.Encoder()
+_RECORD_START = b'\n{"type":'  # how every encoded record begins, after a newline
 
 
 def _grow_pipe(fd: int) -> None:
@@ -484,9 +485,11 @@ class Agent:
             return
         if self._events_fd is not None:
             # One JSON object a line: the record with its timestamp in front. Records are
-            # objects, so each line starts with "{" and the timestamp goes right after it.
-            stamp = b'\n{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b","
-            data = (b"\n" + _event_encoder.encode_lines(records)[:-1]).replace(b"\n{", stamp)
+            # tagged structs, so each line starts with '{"type":' and the timestamp goes
+            # right before that. (A longer needle: bytes.replace skips through the batch
+            # twice as fast as with the two bytes '\n{'.)
+            stamp = b'\n{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
+            data = (b"\n" + _event_encoder.encode_lines(records)[:-1]).replace(_RECORD_START, stamp)
             data = data[1:] + b"\n"
             try:
                 write_all(self._events_fd, data)
