@@ -3,7 +3,8 @@
 Two figures per endpoint (/metrics, /api/metrics, /api/metrics/influxdb):
 
 - server side: the render alone, in process, over 1,000 synthetic agent records
-  (a real MetricsModel over Agent records, no processes);
+  (a real MetricsModel over Agent records, no processes), through the view objects the
+  routes use;
 - over HTTP: the real daemon (``trio-wrapper serve --port 0``) with 1,000 ``sleep 600``
   agents started through POST /api/agents, timed with one keep-alive httpx client.
 
@@ -30,8 +31,8 @@ import httpx
 
 from trio_wrapper import __version__
 from trio_wrapper.agent import Agent
-from trio_wrapper.metrics.influx_view import render_influx
-from trio_wrapper.metrics.json_view import render_json
+from trio_wrapper.metrics.influx_view import InfluxView
+from trio_wrapper.metrics.json_view import JsonView
 from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import PrometheusView
 from trio_wrapper.runfiles import RunFiles
@@ -83,11 +84,11 @@ def server_side(agents: int, requests: int) -> dict[str, tuple[float, float]]:
         agent.extraction.counts.update({"session": 4, "code_block": 2, "error": 1})
         agent.extraction.total = 7
         model.on_extractions(agent, {"session": 4, "code_block": 2, "error": 1})
-    prometheus = PrometheusView(model, "trio_wrapper")
+    # The views the routes use (each keeps what does not change between scrapes).
     renders: dict[str, Callable[[], object]] = {
-        "/metrics": prometheus.render,
-        "/api/metrics": lambda: render_json(model.snapshot()),
-        "/api/metrics/influxdb": lambda: render_influx(model.snapshot(), "trio_wrapper", "bench"),
+        "/metrics": PrometheusView(model, "trio_wrapper").render,
+        "/api/metrics": JsonView(model).render,
+        "/api/metrics/influxdb": InfluxView(model, "trio_wrapper", "bench").render,
     }
     return {path: time_calls(render, requests) for path, render in renders.items()}
 

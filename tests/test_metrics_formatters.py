@@ -3,7 +3,10 @@ No trio, no server."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
+from datetime import UTC, timedelta
 
 import msgspec
 import pytest
@@ -14,16 +17,27 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from tests.metrics_support import T0, agent_figures, snapshot
-from trio_wrapper.metrics.json_view import render_json
+from trio_wrapper.metrics.json_view import JsonView, StampTexts, render_json
+from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import (
     Family,
+    PrometheusView,
     families,
     format_value,
     render_text,
     to_metric,
 )
 from trio_wrapper.metrics.rate import SlidingRate
-from trio_wrapper.metrics.snapshot import MetricsSnapshot, SseFigures
+from trio_wrapper.metrics.snapshot import (
+    AgentColumns,
+    AgentFigures,
+    AgentRows,
+    MetricsSnapshot,
+    SseFigures,
+)
+from trio_wrapper.metrics.template import LayoutMemo, interleave, literal
+from trio_wrapper.status import Status
+from trio_wrapper.timefmt import rfc3339
 
 
 def parse(text: str) -> dict[str, list[tuple[str, dict[str, str], float]]]:
@@ -231,3 +245,154 @@ def test_json_running_agents_counts_every_live_status() -> None:
 def test_agent_figures_helper() -> None:
     assert agent_figures().bytes_processed == 52311
     assert agent_figures().started_at == T0
+
+
+# ---- what the views keep between scrapes ---------------------------------------------------
+
+
+class _NoAgents:
+    agents: dict[str, object] = {}
+    started_total = 0
+    failed_starts = 0
+
+
+def unused_model() -> MetricsModel:
+    """For views driven through render_snapshot: their model is never read."""
+    return MetricsModel(_NoAgents(), version="0")  # type: ignore[arg-type]
+
+
+# Names with every character some format treats specially, '%' (the format strings' own)
+# included.
+tricky_text = st.text(alphabet=st.sampled_from('ab %s"\\\n\r,= {}#é'), min_size=1, max_size=6)
+
+
+@st.composite
+def scrapes(draw: st.DrawFn) -> list[MetricsSnapshot]:
+    """Successive snapshots over a few shared names: agents come, go, change status,
+    finish; values change. What a view sees from one scrape to the next."""
+    pool = draw(st.lists(tricky_text, min_size=1, max_size=4, unique=True))
+    snaps = []
+    for _ in range(draw(st.integers(1, 5))):
+        names = draw(st.lists(st.sampled_from(pool), unique=True, max_size=4))
+        agents = [
+            agent_figures(
+                name,
+                status=draw(st.sampled_from([s.value for s in Status])),
+                exit_code=draw(st.none() | st.integers(-5, 255)),
+                log_lines=draw(st.integers(0, 10**12)),
+                duration_seconds=draw(st.floats(min_value=0) | st.just(math.nan)),
+            )
+            for name in names
+        ]
+        snaps.append(
+            snapshot(
+                agents=agents,
+                version=draw(st.sampled_from(["9.9.9", '1%s"\\'])),
+                uptime_seconds=draw(st.floats(min_value=0, max_value=1e9)),
+                extractions_by_type=draw(st.dictionaries(tricky_text, st.integers(0, 9))),
+                sse=SseFigures(draw(st.dictionaries(st.sampled_from(pool), st.integers(0, 3)))),
+            )
+        )
+    return snaps
+
+
+def _naive_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def naive_text(fams: list[Family]) -> str:
+    """The text format written the obvious way, sample by sample: the oracle."""
+    out = []
+    for fam in fams:
+        help_text = fam.help.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {fam.name} {help_text}\n# TYPE {fam.name} {fam.kind}\n")
+        for label_values, value in zip(fam.label_values, fam.values, strict=True):
+            labels = ",".join(
+                f'{key}="{_naive_escape(text)}"'
+                for key, text in zip(fam.label_names, label_values, strict=True)
+            )
+            selector = "{" + labels + "}" if fam.label_names else ""
+            out.append(f"{fam.name}{selector} {format_value(value)}\n")
+    return "".join(out)
+
+
+@given(scrapes())
+def test_prometheus_view_writes_what_a_fresh_render_writes(snaps: list[MetricsSnapshot]) -> None:
+    view = PrometheusView(unused_model(), "trio_wrapper")
+    for snap in snaps:
+        expected = naive_text(families(snap, "trio_wrapper"))
+        assert render_text(families(snap, "trio_wrapper")) == expected
+        assert view.render_snapshot(snap) == expected.encode()
+
+
+@given(scrapes())
+def test_json_view_writes_what_a_fresh_render_writes(snaps: list[MetricsSnapshot]) -> None:
+    view = JsonView(unused_model())
+    for snap in snaps:
+        assert view.render_snapshot(snap) == render_json(snap)
+
+
+def test_stamp_texts_go_by_the_object_not_by_equality() -> None:
+    stamps = StampTexts()
+    utc = T0.astimezone(UTC)
+    assert utc == T0  # the same instant, written differently
+    assert stamps.texts((T0, None, utc)) == [rfc3339(T0), None, rfc3339(utc)]
+    assert stamps.texts((T0, None, utc)) == [rfc3339(T0), None, rfc3339(utc)]  # reused
+    later = T0 + timedelta(seconds=1)
+    assert stamps.texts((utc, later)) == [rfc3339(utc), rfc3339(later)]
+    assert StampTexts(none_text="").texts((None,)) == [""]
+
+
+def test_layout_memo_builds_once_per_layout() -> None:
+    memo: LayoutMemo[tuple[str, ...]] = LayoutMemo()
+    built = []
+
+    def build(text: str) -> str:
+        built.append(text)
+        return text
+
+    assert memo.get(("a",), lambda: build("A")) == "A"
+    assert memo.get(("a",), lambda: build("B")) == "A"
+    assert memo.get(("b",), lambda: build("C")) == "C"
+    assert built == ["A", "C"]
+    assert literal("50% of %s") == "50%% of %%s"
+    assert interleave([(1, 2), ("a", "b"), (None, 3.5)]) == (1, "a", None, 2, "b", 3.5)
+    assert interleave([]) == ()
+    with pytest.raises(ValueError):
+        interleave([(1, 2), (3,)])
+
+
+def test_agent_columns_are_the_figures_transposed() -> None:
+    assert AgentColumns._fields == AgentFigures._fields
+    one, two = agent_figures("a"), agent_figures("b", log_lines=7)
+    columns = AgentColumns.of([one, two])
+    assert columns.name == ("a", "b")
+    assert columns.log_lines == (49, 7)
+    assert AgentColumns.of([]) == AgentColumns(*([()] * len(AgentColumns._fields)))
+
+
+def test_agent_rows_read_as_the_list_of_figures() -> None:
+    figures = [agent_figures("a"), agent_figures("b", exit_code=3), agent_figures("c")]
+    rows = AgentRows(tuple(itertools.chain.from_iterable(figures)))
+    assert len(rows) == 3
+    assert rows[1] == figures[1]
+    assert rows[-1] == figures[-1]
+    assert rows[1:] == figures[1:]
+    assert list(rows) == figures
+    assert rows == figures
+    assert AgentColumns.of(rows) == AgentColumns.of(figures)
+    assert "exit_code=3" in repr(rows)
+    with pytest.raises(IndexError):
+        rows[3]
+    with pytest.raises(ValueError, match="rows of 12"):
+        AgentRows((1, 2))
+
+
+@given(scrapes())
+def test_flat_rows_render_as_figures_do(snaps: list[MetricsSnapshot]) -> None:
+    """The model hands over AgentRows; hand-made snapshots hold AgentFigures lists."""
+    for snap in snaps:
+        flat = AgentRows(tuple(itertools.chain.from_iterable(snap.agents)))
+        same = dataclasses.replace(snap, agents=flat)
+        assert render_text(families(same, "ns")) == render_text(families(snap, "ns"))
+        assert render_json(same) == render_json(snap)

@@ -7,6 +7,8 @@ skipped with a reason when ``influxd`` is not installed.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 import shutil
 import socket
@@ -22,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.metrics_support import agent_figures, snapshot
+from tests.test_metrics_formatters import scrapes, unused_model
 from trio_wrapper.metrics.influx import (
     LineProtocolError,
     Point,
@@ -30,8 +33,8 @@ from trio_wrapper.metrics.influx import (
     format_point,
     format_points,
 )
-from trio_wrapper.metrics.influx_view import influx_points, render_influx
-from trio_wrapper.metrics.snapshot import SseFigures
+from trio_wrapper.metrics.influx_view import InfluxView, influx_points, render_influx
+from trio_wrapper.metrics.snapshot import AgentRows, MetricsSnapshot, SseFigures
 
 # ---- the rules, without a server ---------------------------------------------------------
 
@@ -102,6 +105,22 @@ def test_fast_agent_lines_equal_the_generic_formatter(
     )
     generic = format_points(influx_points(snap, "ns", host), snap.timestamp_ns)
     assert render_influx(snap, "ns", host) == generic
+
+
+@given(snaps=scrapes(), host=st.sampled_from(["h", "", "a b,c=d\\", "50%s"]))
+def test_view_writes_what_the_generic_formatter_writes(
+    snaps: list[MetricsSnapshot], host: str
+) -> None:
+    """The view keeps the per-agent format string while the layout holds: successive
+    scrapes (agents coming, going, finishing, NaN durations) still read as a fresh
+    generic render."""
+    view = InfluxView(unused_model(), "ns%", host)
+    for snap in snaps:
+        generic = format_points(influx_points(snap, "ns%", host), snap.timestamp_ns)
+        assert view.render_snapshot(snap) == generic
+        # As the model hands the agents over: flat.
+        flat = AgentRows(tuple(itertools.chain.from_iterable(snap.agents)))
+        assert view.render_snapshot(dataclasses.replace(snap, agents=flat)) == generic
 
 
 # ---- round trip through InfluxDB ----------------------------------------------------------

@@ -2,7 +2,9 @@
 
 model.py      the AgentObserver that counts as things happen and takes snapshots
 snapshot.py   the figures at one moment, which every formatter reads
-prometheus.py a prometheus_client Collector; influx.py and json_view.py the other views
+prometheus.py the Prometheus families and text; json_view.py and influx_view.py (over
+              influx.py, the line protocol's rules) the other views
+template.py   text written once per layout with a slot per value, filled at each scrape
 routes.py     GET /metrics, /api/metrics, /api/metrics/influxdb
 """
 

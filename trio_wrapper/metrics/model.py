@@ -28,7 +28,13 @@ from trio_wrapper.extract import Record
 from trio_wrapper.extract.records import KIND_OF
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
-from trio_wrapper.metrics.snapshot import AgentFigures, MetricsSnapshot, SseFigures, SseSource
+from trio_wrapper.metrics.snapshot import (
+    AgentColumns,
+    AgentRows,
+    MetricsSnapshot,
+    SseFigures,
+    SseSource,
+)
 from trio_wrapper.status import Status
 
 # Extraction types with their own per-agent series (the seed's code_blocks and errors).
@@ -118,19 +124,19 @@ class MetricsModel:
     def snapshot(self) -> MetricsSnapshot:
         now = self._monotonic()
         registry = self._registry
-        by_status = dict.fromkeys((s.value for s in Status), 0)
-        figures = []
+        # The loop below is most of a scrape's fixed cost with 1,000 agents: it only reads,
+        # into one flat list (see AgentRows), and the statuses are counted afterwards in C.
+        flat: list[object] = []
+        extend = flat.extend
         for agent in registry.agents.values():
-            # Status is a StrEnum: the member is its own label, no .value lookup needed.
-            status = agent.status
-            by_status[status] += 1
             extraction = agent.extraction
             counts = extraction.counts
             stats = agent.stats
-            figures.append(
-                AgentFigures(
+            extend(
+                (  # in AgentFigures' order
                     agent.spec.name,
-                    status,
+                    # Status is a StrEnum: the member is its own label, no .value needed.
+                    agent.status,
                     agent.started_at,
                     agent.completed_at,
                     agent.line_num,
@@ -143,6 +149,10 @@ class MetricsModel:
                     agent.duration_at(now),
                 )
             )
+        agents = AgentRows(tuple(flat))
+        by_status = dict.fromkeys((s.value for s in Status), 0)
+        for status, count in Counter(AgentColumns.of(agents).status).items():
+            by_status[status] += count
         return MetricsSnapshot(
             version=self._version,
             timestamp_ns=self._wall_clock_ns(),
@@ -155,6 +165,6 @@ class MetricsModel:
             state_changes_total=self._state_changes,
             extractions_by_type=dict(self._extractions),
             events_per_second=self._rate.rate(now),
-            agents=figures,
+            agents=agents,
             sse=self._sse.sse_figures() if self._sse is not None else _NO_SSE,
         )

@@ -9,8 +9,8 @@ from quart import Response
 from quart_schema import document_response
 from quart_trio import QuartTrio
 
-from trio_wrapper.metrics.influx_view import render_influx
-from trio_wrapper.metrics.json_view import MetricsDocument, render_json
+from trio_wrapper.metrics.influx_view import InfluxView
+from trio_wrapper.metrics.json_view import JsonView, MetricsDocument
 from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import CONTENT_TYPE, PrometheusView
 
@@ -27,9 +27,11 @@ def install_metrics_routes(app: QuartTrio, state: AppState, model: MetricsModel)
     ``state`` is the app's ``AppState`` (its config names the namespace).
     """
     namespace = state.config.metrics.namespace
+    # The views keep what does not change between scrapes (format strings, time stamps).
     prometheus = PrometheusView(model, namespace)
+    json_view = JsonView(model)
     # Looked up once: the host tag must not cost a system call per scrape.
-    host = socket.gethostname()
+    influx = InfluxView(model, namespace, socket.gethostname())
 
     @app.route("/metrics", methods=["GET"])
     async def prometheus_metrics() -> Response:
@@ -43,7 +45,7 @@ def install_metrics_routes(app: QuartTrio, state: AppState, model: MetricsModel)
     @document_response(MetricsDocument)
     async def json_metrics() -> Response:
         """All metrics as JSON (the seed's shape)."""
-        return Response(render_json(model.snapshot()), content_type=JSON_TYPE)
+        return Response(json_view.render(), content_type=JSON_TYPE)
 
     @app.route("/api/metrics/influxdb", methods=["GET"])
     async def influx_metrics() -> Response:
@@ -51,5 +53,4 @@ def install_metrics_routes(app: QuartTrio, state: AppState, model: MetricsModel)
 
         Measurements ``<ns>``, ``<ns>_extractions`` and ``<ns>_agent``, nanosecond time.
         """
-        body = render_influx(model.snapshot(), namespace, host)
-        return Response(body, content_type=LINE_PROTOCOL_TYPE)
+        return Response(influx.render(), content_type=LINE_PROTOCOL_TYPE)
