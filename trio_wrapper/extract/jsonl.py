@@ -159,6 +159,11 @@ def response_records(text: str, line_num: int, out: list[Record]) -> None:
 
 
 def add_metric(out: list[Record], line_num: int, key: str, value: object, unit: str) -> None:
+    kind = type(value)
+    if kind is int or kind is float:  # the usual case, without a call
+        if value == value:  # not NaN
+            out.append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
+        return
     number = json_number(value)
     if number is not None:
         out.append(Metric(line_num, key, number, unit))

@@ -29,10 +29,9 @@ def parse_number(text: str) -> int | float | None:
 def json_number(value: object) -> int | float | None:
     """A JSON value usable as a metric: int or float, never bool (a JSON ``true`` is
     not a count of anything), never NaN."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    # Exact types, as a JSON decoder gives them; type(True) is bool, not int.
+    if type(value) is int:
         return value
-    if isinstance(value, float) and value == value:
+    if type(value) is float and value == value:
         return value
     return None
