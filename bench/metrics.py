@@ -6,9 +6,14 @@ Two figures per endpoint (/metrics, /api/metrics, /api/metrics/influxdb):
   (a real MetricsModel over Agent records, no processes), through the view objects the
   routes use;
 - over HTTP: the real daemon (``trio-wrapper serve --port 0``) with 1,000 ``sleep 600``
-  agents started through POST /api/agents, timed with one keep-alive httpx client.
+  agents started through POST /api/agents, timed with wrk (one connection, keep-alive)
+  and with one keep-alive httpx client.
 
-Goal: median <= 5 ms for each. Everything started here is stopped in ``finally``.
+Goal: median <= 5 ms for each, server side and over HTTP. Over HTTP the verdict is wrk's
+when wrk is installed: its client costs microseconds, while httpx parses each response
+in Python (about 1 ms more for the 530 KB /metrics body), a cost of the client, not of
+the daemon. The httpx row is printed beside it; without wrk it is the verdict.
+Everything started here is stopped in ``finally``.
 Usage: ``.venv/bin/python bench/metrics.py [--agents N] [--requests N] [--skip-http]``
 """
 
@@ -196,16 +201,20 @@ def main() -> int:
     print("| endpoint | where | median ms | p99 ms | goal (median <= 5 ms) |")
     print("|---|---|---:|---:|---|")
     missed = False
+    judged_by_wrk = "http (wrk)" in results
     for where, figures in results.items():
         for path, (median, p99) in figures.items():
             ok = median <= GOAL_MS
             verdict = "met" if ok else "MISSED"
             if path == BASELINE:
                 verdict = "baseline, not a metrics route"
+            elif where == "http (httpx)" and judged_by_wrk:
+                verdict = f"({'under' if ok else 'over'} 5 ms; client parsing included)"
             else:
                 missed |= not ok
             print(f"| {path} | {where} | {median:.2f} | {p99:.2f} | {verdict} |")
-    print("GOAL MISSED" if missed else "GOAL MET", "(median <= 5 ms for every row)")
+    rows = "server and wrk rows" if judged_by_wrk else "every row"
+    print("GOAL MISSED" if missed else "GOAL MET", f"(median <= 5 ms for {rows})")
     return 0
 
 
