@@ -50,7 +50,8 @@ READER_TURN_BYTES = 1024 * 1024
 PIPE_BYTES = 1024 * 1024
 
 _event_encoder = msgspec.json.Encoder()
-_RECORD_START = b'\n{"type":'  # how every encoded record begins, after a newline
+_RECORD_START = b'\n{"type":'  # how every encoded record but the first begins
+_TYPE_LEN = len(b'{"type":')
 
 
 def _grow_pipe(fd: int) -> None:
@@ -485,12 +486,12 @@ class Agent:
             return
         if self._events_fd is not None:
             # One JSON object a line: the record with its timestamp in front. Records are
-            # tagged structs, so each line starts with '{"type":' and the timestamp goes
-            # right before that. (A longer needle: bytes.replace skips through the batch
-            # twice as fast as with the two bytes '\n{'.)
-            stamp = b'\n{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
-            data = (b"\n" + _event_encoder.encode_lines(records)[:-1]).replace(_RECORD_START, stamp)
-            data = data[1:] + b"\n"
+            # tagged structs, so every line starts with '{"type":' (and no JSON string
+            # holds a raw newline): the timestamp goes in front of each by one replace,
+            # then in front of the first. Two copies of the batch in all.
+            stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
+            encoded = _event_encoder.encode_lines(records)
+            data = stamp + memoryview(encoded.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
             try:
                 write_all(self._events_fd, data)
             except OSError as exc:
