@@ -54,6 +54,24 @@ class Recorder:
         return out
 
 
+class Connection:
+    """An ASGI connection's messages: the request's empty body, then nothing until
+    ``disconnect``. ``receive`` is a memory channel's, as hypercorn's trio worker hands
+    it (the hub's pacemaker reads it), or with ``pollable=False`` a plain function (the
+    stream then waits in it)."""
+
+    def __init__(self, pollable: bool = True) -> None:
+        self.send, self.channel = trio.open_memory_channel[dict[str, Any]](10)
+        self.send.send_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self.receive = self.channel.receive if pollable else self._receive
+
+    async def _receive(self) -> dict[str, Any]:
+        return await self.channel.receive()
+
+    def disconnect(self) -> None:
+        self.send.send_nowait({"type": "http.disconnect"})
+
+
 def publish_line(hub: Hub, agent: FakeAgent, text: str, line_num: int) -> None:
     hub.on_lines(agent, "stdout", line_num, LineBatch([text.encode()]))  # type: ignore[arg-type]
 
@@ -63,20 +81,33 @@ def limits(**kwargs: Any) -> HubLimits:
 
 
 async def start_stream(
-    nursery: trio.Nursery, hub: Hub, agent: FakeAgent | None, send: Recorder, **kw: Any
-) -> None:
+    nursery: trio.Nursery,
+    hub: Hub,
+    agent: FakeAgent | None,
+    send: Recorder,
+    *,
+    pollable: bool = True,
+    **kw: Any,
+) -> Connection:
     response = SSEResponse(hub, agent, kw.get("last_event_id"), kw.get("history", 0))
-    nursery.start_soon(response.stream, send)
+    connection = Connection(pollable)
+    nursery.start_soon(response.stream, send, connection.receive)
     await trio.testing.wait_all_tasks_blocked()
+    return connection
 
 
-async def test_pings_after_15_s_of_silence(autojump_clock: trio.abc.Clock) -> None:
+both_waits = pytest.mark.parametrize("pollable", [True, False], ids=["parked", "in-receive"])
+
+
+@both_waits
+async def test_pings_after_15_s_of_silence(autojump_clock: trio.abc.Clock, pollable: bool) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
     hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
     send = Recorder()
     async with trio.open_nursery() as nursery:
-        await start_stream(nursery, hub, agent, send)
+        await nursery.start(hub.run)  # its pacemaker sends the pings
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
         await trio.sleep(46)
         nursery.cancel_scope.cancel()
     pings = [t for t, kind, _, _ in send.events() if kind == "ping"]
@@ -85,12 +116,14 @@ async def test_pings_after_15_s_of_silence(autojump_clock: trio.abc.Clock) -> No
     assert hub.total_clients == 0  # cancelled streams unregister themselves
 
 
-async def test_no_ping_while_events_flow(autojump_clock: trio.abc.Clock) -> None:
+@both_waits
+async def test_no_ping_while_events_flow(autojump_clock: trio.abc.Clock, pollable: bool) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
     send = Recorder()
     async with trio.open_nursery() as nursery:
-        await start_stream(nursery, hub, agent, send)
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
         for i in range(12):
             await trio.sleep(10)
             publish_line(hub, agent, f"line {i}", i + 1)
@@ -101,20 +134,83 @@ async def test_no_ping_while_events_flow(autojump_clock: trio.abc.Clock) -> None
     assert kinds.count("log") == 12
 
 
-async def test_stalled_client_is_dropped_after_two_minutes(autojump_clock: trio.abc.Clock) -> None:
+@both_waits
+async def test_a_disconnect_ends_an_idle_stream_within_the_poll_interval(
+    autojump_clock: trio.abc.Clock, pollable: bool
+) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
     send = Recorder()
     async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        connection = await start_stream(nursery, hub, agent, send, pollable=pollable)
+        await trio.sleep(3.3)
+        assert hub.total_clients == 1
+        left = trio.current_time()
+        connection.disconnect()
+        while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+            await trio.sleep(0.01)
+        # Parked: seen by the pacemaker's next look; waiting in receive(): at once.
+        assert trio.current_time() - left <= (hub.limits.poll_interval if pollable else 0.01)
+        nursery.cancel_scope.cancel()
+    assert [kind for _, kind, _, _ in send.events()] == ["connected"]
+    assert hub.slow_disconnects_total == 0
+
+
+async def test_a_busy_stream_sees_its_disconnect_too(autojump_clock: trio.abc.Clock) -> None:
+    """A client that never idles (news at every wake) still ends when it leaves."""
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        connection = await start_stream(nursery, hub, agent, send)
+
+        async def firehose() -> None:
+            for i in range(100_000):
+                publish_line(hub, agent, f"line {i}", i + 1)
+                await trio.sleep(0.005)
+
+        nursery.start_soon(firehose)
+        await trio.sleep(2)
+        left = trio.current_time()
+        connection.disconnect()
+        while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+            await trio.sleep(0.005)
+        assert trio.current_time() - left <= hub.limits.poll_interval + 0.02
+        nursery.cancel_scope.cancel()
+
+
+def test_the_pacemaker_reads_only_memory_channels() -> None:
+    from trio_wrapper.sse_http import _inbox
+
+    connection = Connection()
+    assert _inbox(connection.channel.receive) is connection.channel
+    assert _inbox(Connection(pollable=False).receive) is None
+    assert _inbox(connection.channel.receive_nowait) is None  # not its receive
+
+
+async def test_stalled_client_is_dropped_by_the_sweep_after_two_minutes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
         await start_stream(nursery, hub, agent, send)
         assert hub.total_clients == 1
-        send.blocked = True
+        await trio.sleep(10)
+        send.blocked = True  # a send that never ends, and that cancelling can end
         started = trio.current_time()
         publish_line(hub, agent, "nobody reads this", 1)
         with trio.fail_after(200):
             while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
                 await trio.sleep(1)
-        assert trio.current_time() - started == pytest.approx(120, abs=1.01)
+        # Stuck since 10 s: the sweeps at 120 s (110 s stuck) spare it, the one at 150 s
+        # drops it: the first sweep after two minutes of stalling.
+        assert trio.current_time() - started == pytest.approx(140, abs=1.01)
+        nursery.cancel_scope.cancel()
     assert hub.slow_disconnects_total == 1
 
 
@@ -129,7 +225,7 @@ async def test_sweep_every_30_s_drops_clients_stuck_past_the_timeout(
         await trio.sleep(5)
         sub = hub.subscribe(None, None, 0)
         sub.client.sending_since = trio.current_time()
-        with sub.client.scope:
+        with trio.CancelScope() as sub.client.scope:
             await trio.sleep_forever()
         hub.unsubscribe(sub.client)
         ended_at.append(trio.current_time())
@@ -211,7 +307,7 @@ async def test_finished_agent_replays_then_completes() -> None:
 
 
 def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
-    client = Client("c1", "a1", limit=3)
+    client = Client(1, "a1", limit=3)
     deliveries = [
         Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
         for first in range(1, 51, 10)
@@ -226,7 +322,7 @@ def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
     assert client.take()[0][0].count == 5000
     # The all-agents stream counts in global ids.
-    everyone = Client("c2", None, limit=1)
+    everyone = Client(2, None, limit=1)
     everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
     everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
     assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)

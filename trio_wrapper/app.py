@@ -58,7 +58,7 @@ from trio_wrapper.logtail import tail_lines
 from trio_wrapper.metrics import MetricsModel
 from trio_wrapper.metrics.routes import install_metrics_routes
 from trio_wrapper.responses import error_response, json_response
-from trio_wrapper.sse_http import install_sse_routes
+from trio_wrapper.sse_http import SSEApp, install_sse_routes
 from trio_wrapper.status import Status
 from trio_wrapper.supervisor import Supervisor, check_name
 from trio_wrapper.timefmt import go_duration, now_local, rfc3339
@@ -130,7 +130,7 @@ def create_app(
         supervisor.observers.append(hub)
     state = AppState(config, supervisor)
 
-    app = QuartTrio("trio_wrapper")
+    app = SSEApp("trio_wrapper")
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["trio_wrapper"] = state

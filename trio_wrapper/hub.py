@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
-from collections.abc import Iterable
+import math
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trio_wrapper.hub")
 
+PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
+
 
 @dataclass(frozen=True, slots=True)
 class HubLimits:
@@ -43,6 +45,8 @@ class HubLimits:
     ping_interval: float = 15.0
     stall_timeout: float = 120.0
     sweep_interval: float = 30.0
+    # The pacemaker's period: how late a ping may be, and how soon a disconnect is seen.
+    poll_interval: float = 0.5
     shutdown_grace: float = 1.0
     coalesce: float = 0.010
 
@@ -58,71 +62,142 @@ class Gap:
 
 
 class Client:
-    """One SSE connection's buffer and cancel scope.
+    """One SSE connection: its buffer, and how its stream is woken.
 
     The buffer is counted in deliveries: a delivery is what one read of the agent's output
     produced (one line or a 64 KiB read's worth). Counting single lines would make a client
     that keeps up perfectly lose lines whenever an agent prints a burst; counting reads
-    loses only for a client that missed ``limit`` consecutive wake-ups. ``push`` is O(1).
+    loses only for a client that missed ``limit`` consecutive wake-ups. ``push`` is O(1)
+    while the client keeps up.
+
+    Thousands of clients sit idle for hours, and each keeps what its idle stream holds
+    (the goal is 20 KB a client, hypercorn's own connection included). So an idle client
+    holds no buffer (the list is made by the first push after each ``take``), and its
+    stream no event, no cancel scope, no timer and no wait on the connection: the stream
+    task is parked (``task``) and ``wake`` reschedules it. The hub's pacemaker
+    (``Hub.pace``) wakes it when its ping is due (``ping_at``) and reads what its
+    connection sent (``inbox``) for it, so a disconnect is seen within ``poll_interval``.
+
+    A connection whose ASGI ``receive`` is not a trio memory channel (hypercorn's trio
+    worker hands one) cannot be read that way: its stream waits in ``receive()`` inside
+    ``scope`` (``waiting``), and ``wake`` cancels that scope.
     """
 
     __slots__ = (
         "_first_missed",
         "_last_missed",
         "_missed",
-        "_wakeup",
         "agent",
         "batches",
+        "dropped",
         "ended",
-        "id",
+        "gone",
+        "inbox",
         "limit",
+        "number",
         "peer",
+        "ping_at",
         "scope",
         "sending_since",
         "shutting_down",
-        "use_global_ids",
+        "task",
+        "waiting",
     )
 
     def __init__(
         self,
-        client_id: str,
+        number: int,
         agent: str | None,
         limit: int,
         peer: tuple[str, int] | None = None,
     ) -> None:
-        self.id = client_id
+        self.number = number
         self.peer = peer  # the TCP peer, to abort a connection the server won't let go
         self.agent = agent  # None: the all-agents stream
-        self.use_global_ids = agent is None
         self.limit = limit
-        self.batches: deque[Run] = deque()
+        self.batches: list[Run] | None = None
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
-        self._wakeup = trio.Event()
-        self.scope = trio.CancelScope()
+        self.inbox: trio.MemoryReceiveChannel[Any] | None = None  # the connection's messages
+        self.task: trio.lowlevel.Task | None = None  # the stream, while parked
+        self.ping_at = math.inf  # when the stream's next ping is due
+        # The scope the stream is blocked in (sending, or waiting in ``receive()``), so it
+        # can be cancelled; ``waiting``: that block is the wait, which ``wake`` ends.
+        self.scope: trio.CancelScope | None = None
+        self.waiting = False
         self.sending_since: float | None = None
         self.shutting_down = False  # the daemon stops: send ``shutdown`` and end
         self.ended = False  # the agent was removed: end quietly
+        self.dropped = False  # stalled, or still there at shutdown: end now
+        self.gone = False  # the client disconnected
+
+    @property
+    def id(self) -> str:
+        return f"c{self.number}"
 
     def push(self, run: Run) -> int:
         """Queue one delivery (a run, shared by every client and encoded once for all).
         Past the limit, the oldest deliveries go. Returns how many events were dropped."""
         batches = self.batches
+        if batches is None:
+            batches = self.batches = []
         batches.append(run)
-        self._wakeup.set()
+        if self.task is not None or self.waiting:
+            self.wake()
         if len(batches) <= self.limit:
             return 0
-        lost = batches.popleft()
-        first = lost.first_id(self.use_global_ids)
+        lost = batches.pop(0)  # at most ``limit`` (100) pointers moved
+        first = lost.first_id(self.agent is None)
         if not self._missed:
             self._first_missed = first
         self._last_missed = first + lost.count - 1
         self._missed += lost.count
         return lost.count
 
+    def park(self) -> Awaitable[object]:
+        """Block the calling stream until ``wake``: await the result at once. (Not an
+        async function: a parked stream then keeps no frame of this method.)"""
+        self.task = trio.lowlevel.current_task()
+        return trio.lowlevel.wait_task_rescheduled(self._unpark)  # noqa: ASYNC105
+
+    def _unpark(self, _: object) -> trio.lowlevel.Abort:
+        self.task = None  # cancelled from outside (the server stops)
+        return trio.lowlevel.Abort.SUCCEEDED
+
     def wake(self) -> None:
-        self._wakeup.set()
+        """End the stream's wait (a no-op unless it is parked or waiting)."""
+        task = self.task
+        if task is not None:
+            self.task = None
+            trio.lowlevel.reschedule(task)
+        elif self.waiting:
+            self.waiting = False
+            assert self.scope is not None
+            self.scope.cancel()
+
+    def pace(self, now: float) -> None:
+        """The pacemaker's look: read what the connection sent (its disconnect ends the
+        stream; anything else, the request's empty body, is let pass), and wake the
+        stream if the client is gone or its ping is due."""
+        inbox = self.inbox
+        if inbox is not None and not self.gone:
+            try:
+                while True:
+                    if inbox.receive_nowait()["type"] == "http.disconnect":
+                        self.gone = True
+                        break
+            except trio.WouldBlock:
+                pass
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                self.gone = True
+        if self.gone or now >= self.ping_at:
+            self.wake()
+
+    @property
+    def has_news(self) -> bool:
+        """Something to send, or a reason to end."""
+        return bool(self.batches or self.shutting_down or self.ended or self.dropped)
 
     def take(self) -> tuple[list[Run], Gap | None]:
         """Everything buffered, and the gap before it if some was lost."""
@@ -130,15 +205,9 @@ class Client:
         if self._missed:
             gap = Gap(self._missed, self._first_missed, self._last_missed)
             self._missed = 0
-        runs = list(self.batches)
-        self.batches.clear()
+        runs = self.batches or []
+        self.batches = None
         return runs, gap
-
-    async def wait(self) -> None:
-        """Until something was pushed (or the client is told to stop)."""
-        while not (self.batches or self._missed or self.shutting_down or self.ended):
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
 
 
 class AgentChannel:
@@ -266,7 +335,7 @@ class Hub:
             raise ApiError(503, "shutting_down", "the daemon is shutting down")
         if len(self.clients) >= self.limits.max_clients:
             raise ApiError(503, "too_many_clients", "too many SSE clients connected")
-        client = Client(f"c{next(self._client_ids)}", agent_name, self.limits.client_buffer, peer)
+        client = Client(next(self._client_ids), agent_name, self.limits.client_buffer, peer)
         if agent_name is None:
             replay, gap = _select_replay(self.global_ring, last_event_id, history)
             self.global_clients.add(client)
@@ -324,19 +393,37 @@ class Hub:
     # ---- lifecycle --------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The sweeper: every 30 s, drop clients stuck in a send past the stall timeout.
+        """The hub's two timers, until ``shutdown``: the pacemaker (``pace``, every
+        ``poll_interval``) and the sweeper (``sweep``, every ``sweep_interval``)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._every, self.limits.poll_interval, self.pace)
+            nursery.start_soon(self._every, self.limits.sweep_interval, self._sweep_now)
+            task_status.started()
 
-        Each send already runs under its own deadline; this catches a client whose
-        deadline could not fire (e.g. its task is blocked outside our scope) so the
-        stats stay true.
-        """
-        task_status.started()
+    async def _every(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
+        due = trio.current_time()
         while not self._closed.is_set():
-            with trio.move_on_after(self.limits.sweep_interval):
+            due += interval
+            with trio.move_on_at(due):
                 await self._closed.wait()
-            self.sweep()
+            await step()
+
+    async def pace(self) -> None:
+        """Wake the streams whose ping is due, and read every pollable connection (see
+        ``Client``), a slice at a time so that ten thousand clients don't hold the loop."""
+        now = trio.current_time()
+        for index, client in enumerate(list(self.clients)):
+            if index and not index % PACE_SLICE:
+                await trio.lowlevel.checkpoint()
+            client.pace(now)
+
+    async def _sweep_now(self) -> None:
+        self.sweep()
 
     def sweep(self) -> int:
+        """Drop the clients stuck in one send for the stall timeout or more. A send has no
+        deadline of its own (hypercorn shields its socket writes, and each deadline would
+        linger in trio's deadline heap): this is what ends a client that reads nothing."""
         now = trio.current_time()
         dropped = 0
         for client in list(self.clients):
@@ -350,7 +437,10 @@ class Hub:
     def _drop(client: Client) -> None:
         """Cancel the client's stream; if it is stuck in a send the server shields from
         cancellation, shut its socket so that send fails."""
-        client.scope.cancel()
+        client.dropped = True
+        client.wake()
+        if client.scope is not None:
+            client.scope.cancel()
         if client.sending_since is not None:
             abort_connection(client.peer)
 

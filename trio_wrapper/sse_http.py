@@ -1,21 +1,36 @@
-"""SSE over HTTP: the streaming response and the routes that create it.
+"""SSE over HTTP: the streaming response, the stream loop and the routes that create it.
 
-Quart normally drives a response body from a generator, which leaves no safe place for a
-cancel scope around the ``send`` that blocks on a stalled client (PEP 789). So an
-``SSEResponse`` writes itself: our ASGI connection class hands it the raw ``send`` and it
-runs a plain loop — wait for events under a ping timer, then send under a stall deadline —
-with every timer in a cancel scope it owns.
+A stream request goes through Quart like any other (host check, token, the route's
+checks, CORS headers, JSON errors), but not through Quart's per-request machinery for the
+hours it then stays open: ``SSEApp`` handles it in the connection's own task, without the
+request nursery and its two tasks, and hands the connection to ``run_stream`` with Quart's
+request and response objects let go. An idle stream then costs little more than
+hypercorn's own connection (see docs/benchmarks-sse.md).
+
+``run_stream`` is a plain loop — wait for news under a ping timer, then send under a stall
+deadline — with every timer in a cancel scope it owns (PEP 789). It waits on the
+connection's ``receive`` so that a disconnect ends it at once; the hub's ``Client.wake``
+cancels that wait when there is something to send.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any
+import re
+from collections.abc import Coroutine, Iterable, Iterator, Sequence
+from typing import Any, cast
 
 import msgspec
 import trio
-from hypercorn.typing import ASGISendCallable
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Scope,
+)
 from quart import Response, request
 from quart.typing import ResponseTypes
 from quart_schema import document_querystring, document_response
@@ -24,7 +39,7 @@ from quart_trio.asgi import TrioASGIHTTPConnection
 
 from trio_wrapper.api_models import SseStats, StreamQuery
 from trio_wrapper.errors import ApiError, invalid_request
-from trio_wrapper.hub import Client, Hub, Subscription, complete_data
+from trio_wrapper.hub import Client, Hub, complete_data
 from trio_wrapper.responses import json_response
 from trio_wrapper.sse_wire import Event, control, parse_last_event_id
 
@@ -33,9 +48,19 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx: don't buffer this response
 }
 
+# The stream routes (below), by the end of the path: a root path or an absolute URI may
+# come before. Quart still does the routing; this only picks the requests it does
+# without a nursery.
+STREAM_PATH = re.compile(r"/api/(?:agents/[^/]+/stream|events)\Z")
+STREAM_METHODS = frozenset({"GET", "HEAD"})
+
 
 class SSEResponse(Response):
-    """A stream of one agent's events (``agent`` set) or of all agents (``agent=None``)."""
+    """A stream of one agent's events (``agent`` set) or of all agents (``agent=None``).
+
+    Quart's after-request hooks add their headers (CORS) to it like to any response;
+    ``stream`` then takes what the stream needs and leaves the object behind.
+    """
 
     def __init__(
         self,
@@ -54,89 +79,166 @@ class SSEResponse(Response):
         self.history = history
         self.peer = peer
 
-    def _complete_wire(self, sub: Subscription) -> bytes:
-        """The end of a finished agent's stream: its numbered ``complete`` unless the replay
-        already ended with it; an unnumbered one for a past run the hub never saw."""
-        if sub.complete is None:
-            assert self.agent is not None, "only an agent's stream finishes"
-            return control("complete", sub.client.agent, complete_data(self.agent))
-        if sub.replay and sub.replay[-1] is sub.complete:
-            return b""
-        return sub.complete.wire()
+    def stream(
+        self, send: ASGISendCallable, receive: ASGIReceiveCallable
+    ) -> Coroutine[Any, Any, None]:
+        """The stream, as a coroutine that does not hold this response while it runs."""
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": _shared_headers(self.headers.items()),
+        }
+        return run_stream(
+            self.hub, self.agent, self.last_event_id, self.history, self.peer, start, send, receive
+        )
 
-    async def stream(self, send: ASGISendCallable) -> None:
-        hub = self.hub
-        name = self.agent.name if self.agent is not None else None
-        try:
-            sub = hub.subscribe(
-                name,
-                self.last_event_id,
-                self.history,
-                agent_live=self.agent is None or self.agent.is_live,
-                peer=self.peer,
-            )
-        except ApiError as err:
-            await _send_error(send, err)
+
+# hypercorn keeps each response's start message for the connection's life: streams with the
+# same headers (nearly all of them) share one tuple of encoded headers.
+_HEADER_SETS: dict[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]] = {}
+_HEADER_SETS_MAX = 64  # a few origins, a few variants; past it, nothing more is shared
+
+
+def _shared_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
+    key = tuple(items)
+    encoded = _HEADER_SETS.get(key)
+    if encoded is None:
+        encoded = tuple(
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in key
+            # The stream has no length; hypercorn chunks it.
+            if k.lower() != "content-length"
+        )
+        if len(_HEADER_SETS) < _HEADER_SETS_MAX:
+            _HEADER_SETS[key] = encoded
+    return encoded
+
+
+def _complete_wire(
+    agent: Any, name: str | None, replay: list[Event], complete: Event | None
+) -> bytes:
+    """The end of a finished agent's stream: its numbered ``complete`` unless the replay
+    already ended with it; an unnumbered one for a past run the hub never saw."""
+    if complete is None:
+        assert agent is not None, "only an agent's stream finishes"
+        return control("complete", name, complete_data(agent))
+    if replay and replay[-1] is complete:
+        return b""
+    return complete.wire()
+
+
+def _body(data: bytes) -> HTTPResponseBodyEvent:
+    return {"type": "http.response.body", "body": data, "more_body": True}
+
+
+def _end() -> HTTPResponseBodyEvent:
+    return {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+async def run_stream(
+    hub: Hub,
+    agent: Any | None,
+    last_event_id: int | None,
+    history: int,
+    peer: tuple[str, int] | None,
+    start: HTTPResponseStartEvent,
+    send: ASGISendCallable,
+    receive: ASGIReceiveCallable,
+) -> None:
+    """One SSE client from subscription to the end of its stream.
+
+    Ends when the client disconnects (``receive`` says so), when its agent completes or is
+    removed, at shutdown (after a ``shutdown`` event), or when the client is dropped: a
+    send stalled past the stall timeout, or still open after the shutdown grace.
+    """
+    name = agent.name if agent is not None else None
+    try:
+        sub = hub.subscribe(
+            name,
+            last_event_id,
+            history,
+            agent_live=agent is None or agent.is_live,
+            peer=peer,
+        )
+    except ApiError as err:
+        await _send_error(send, err)
+        return
+    client = sub.client
+    use_global = name is None
+    limits = hub.limits
+    try:
+        if not await _send(send, client, start):
             return
-        client = sub.client
-        use_global = name is None
-        limits = hub.limits
-        try:
-            with client.scope:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": self.status_code,
-                        "headers": [
-                            (k.lower().encode("latin-1"), v.encode("latin-1"))
-                            for k, v in self.headers.items()
-                            # The stream has no length; hypercorn chunks it.
-                            if k.lower() != "content-length"
-                        ],
-                    }
-                )
-                first = [control("connected", name, {"client_id": client.id, "agent": name})]
-                if sub.gap is not None:
-                    first.append(control("gap", name, sub.gap.data()))
-                first.extend(_wires(sub.replay, use_global))
-                if sub.finished:
-                    first.append(self._complete_wire(sub))
-                await _send_body(send, client, b"".join(first), limits.stall_timeout)
-                if sub.finished:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return
-                while True:
-                    with trio.move_on_after(limits.ping_interval) as idle:
-                        await client.wait()
-                        # Let a burst gather: each send costs the server the same CPU
-                        # whatever it carries, so with many clients, fewer and fuller
-                        # sends keep everyone's delay down. 0.1 ms a client, 10 ms at most.
-                        await trio.sleep(min(limits.coalesce, hub.total_clients * 1e-4))
-                    if idle.cancelled_caught:
-                        await _send_body(
-                            send, client, control("ping", name, {}), limits.stall_timeout
-                        )
-                        continue
-                    runs, gap = client.take()
-                    chunks = []
-                    if gap is not None:
-                        chunks.append(control("gap", name, gap.data()))
-                    chunks.extend(run.wire(use_global) for run in runs)
-                    done = client.ended or (not use_global and any(r.completes for r in runs))
-                    if client.shutting_down:
-                        chunks.append(control("shutdown", name, {}))
-                        done = True
-                    for piece in _pieces(chunks):
-                        await _send_body(send, client, piece, limits.stall_timeout)
-                    if done:
-                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        first = [control("connected", name, {"client_id": client.id, "agent": name})]
+        if sub.gap is not None:
+            first.append(control("gap", name, sub.gap.data()))
+        first.extend(_wires(sub.replay, use_global))
+        finished = sub.finished
+        if finished:
+            first.append(_complete_wire(agent, name, sub.replay, sub.complete))
+        del sub  # its replay may be thousands of events: not kept for the stream's life
+        data = b"".join(first)
+        del first
+        if not await _send(send, client, _body(data)):
+            return
+        del data
+        if finished:
+            await send(_end())
+            return
+        client.inbox = _inbox(receive)
+        interval = limits.ping_interval
+        client.ping_at = trio.current_time() + interval
+        while True:
+            if not client.has_news:
+                if trio.current_time() < client.ping_at:
+                    # Idle until woken: news, a drop, or the pacemaker (ping due, gone).
+                    if client.inbox is not None:
+                        await client.park()
+                    else:
+                        await _wait(client, receive)
+                    if client.gone or client.dropped:
                         return
-        finally:
-            hub.unsubscribe(client)
-            if client.sending_since is not None and not hub.closing:
-                # Left in the middle of a send: the connection took nothing for the whole
-                # stall timeout (our deadline, or the sweep's abort, ended it).
-                hub.slow_disconnects_total += 1
+                    continue
+                # The next ping is due an interval after this one was due, not after this
+                # send: idle streams keep the spread their connections had instead of
+                # bunching into ever larger rounds of pings at once.
+                client.ping_at += interval
+                if not await _send(send, client, _body(control("ping", name, {}))):
+                    return
+                now = trio.current_time()
+                if client.ping_at <= now:
+                    client.ping_at = now + interval  # the send took a whole interval
+                continue
+            # Let a burst gather: each send costs the server the same CPU whatever it
+            # carries, so with many clients, fewer and fuller sends keep everyone's delay
+            # down. 0.1 ms a client, 10 ms at most.
+            await trio.sleep(min(limits.coalesce, hub.total_clients * 1e-4))
+            if client.dropped or client.gone:
+                return
+            runs, gap = client.take()
+            chunks = []
+            if gap is not None:
+                chunks.append(control("gap", name, gap.data()))
+            chunks.extend(run.wire(use_global) for run in runs)
+            done = client.ended or (not use_global and any(r.completes for r in runs))
+            del runs
+            if client.shutting_down:
+                chunks.append(control("shutdown", name, {}))
+                done = True
+            for piece in _pieces(chunks):
+                if not await _send(send, client, _body(piece)):
+                    return
+            del chunks
+            if done:
+                await send(_end())
+                return
+            client.ping_at = trio.current_time() + interval
+    finally:
+        hub.unsubscribe(client)
+        if client.sending_since is not None and not hub.closing:
+            # Left in the middle of a send: the connection took nothing for the whole
+            # stall timeout (the sweep cancelled it and shut its socket).
+            hub.slow_disconnects_total += 1
 
 
 SEND_PIECE = 256 * 1024
@@ -169,13 +271,51 @@ def _wires(events: Sequence[Event], use_global: bool) -> list[bytes]:
     return [e.wire() for e in events]
 
 
-async def _send_body(send: ASGISendCallable, client: Client, data: bytes, stall: float) -> None:
-    """One send under the client's stall deadline; the scope's cancel ends the stream."""
+def _inbox(receive: ASGIReceiveCallable) -> trio.MemoryReceiveChannel[Any] | None:
+    """The memory channel behind ``receive``, when it is one (hypercorn's trio worker):
+    the hub's pacemaker then reads it, and the idle stream needs no task waiting on it."""
+    channel = getattr(receive, "__self__", None)
+    if isinstance(channel, trio.MemoryReceiveChannel) and receive == channel.receive:
+        return channel
+    return None
+
+
+async def _wait(client: Client, receive: ASGIReceiveCallable) -> None:
+    """An idle stream's wait when its connection cannot be polled: in ``receive()``, until
+    the disconnect (``gone``) or ``Client.wake`` cancels the scope. Anything else the
+    connection sends (the request's empty body) is let pass.
+
+    A function of its own, not a block of ``run_stream``: a frame that an exception goes
+    through keeps a frame object (as large as the frame) for as long as it runs.
+    """
+    with trio.CancelScope() as waiting:
+        client.scope = waiting
+        client.waiting = True
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        client.gone = True
+    client.scope = None
+    client.waiting = False
+
+
+async def _send(send: ASGISendCallable, client: Client, message: ASGISendEvent) -> bool:
+    """One send, in a scope the hub can cancel. False when the stream must end: the client
+    was dropped (``sending_since`` then stays set).
+
+    No deadline of its own: hypercorn shields its socket writes, so a deadline could not
+    cut a stalled send anyway, and each send's deadline would stay in trio's deadline heap
+    (with its scope) long after the send. The hub's sweep drops a client whose send has
+    lasted past the stall timeout: it cancels this scope and shuts the socket.
+    """
     client.sending_since = trio.current_time()
-    client.scope.deadline = client.sending_since + stall
-    await send({"type": "http.response.body", "body": data, "more_body": True})
-    client.scope.deadline = math.inf
+    with trio.CancelScope() as sending:
+        client.scope = sending
+        await send(message)
+    client.scope = None
+    if sending.cancelled_caught or client.dropped:
+        return False
     client.sending_since = None
+    return True
 
 
 async def _send_error(send: ASGISendCallable, err: ApiError) -> None:
@@ -190,18 +330,70 @@ async def _send_error(send: ASGISendCallable, err: ApiError) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def _no_messages() -> Any:
+    """``receive`` for a stream whose connection messages someone else reads."""
+    await trio.sleep_forever()
+
+
 class SSEConnection(TrioASGIHTTPConnection):
-    """quart-trio's HTTP connection, letting an ``SSEResponse`` drive its own sending."""
+    """quart-trio's HTTP connection, letting an ``SSEResponse`` drive its own sending.
+
+    ``SSEApp`` streams without this class's nursery; this is for a stream request that
+    reaches ``asgi_app`` some other way (its nursery's message task sees the disconnect
+    and cancels the stream).
+    """
 
     async def _send_response(self, send: ASGISendCallable, response: ResponseTypes) -> None:
         if isinstance(response, SSEResponse):
-            await response.stream(send)
+            await response.stream(send, _no_messages)
         else:
             await super()._send_response(send, response)
 
 
+class SSEApp(QuartTrio):
+    """QuartTrio serving its stream routes (GET, HEAD) in the connection's own task.
+
+    Everything Quart does for a request still happens (``handle_request``: guards,
+    routing, the view, after-request hooks, error handlers); only quart-trio's request
+    nursery with its message and handler tasks is skipped, and once the view has answered
+    with an ``SSEResponse`` the stream keeps neither the request nor the response. Other
+    responses (errors, 204) are sent as quart-trio would.
+    """
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if not _is_stream_request(scope):
+            await self.asgi_app(scope, receive, send)
+            return
+        connection = SSEConnection(self, cast(HTTPScope, scope))
+        incoming = connection._create_request_from_scope(send)
+        response = await self.handle_request(incoming)
+        del incoming
+        if isinstance(response, SSEResponse):
+            stream = response.stream(send, receive)
+            del response, connection
+            await stream
+            return
+        timeout = getattr(response, "timeout", Ellipsis)
+        if timeout is Ellipsis:
+            timeout = self.config["RESPONSE_TIMEOUT"]
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            await connection._send_response(send, response)
+
+
+def _is_stream_request(scope: Scope) -> bool:
+    return (
+        scope["type"] == "http"
+        and scope["method"] in STREAM_METHODS
+        and STREAM_PATH.search(scope["path"]) is not None
+    )
+
+
 def _peer() -> tuple[str, int] | None:
     client = request.scope.get("client")
+    if isinstance(client, tuple) and len(client) == 2:
+        return client  # hypercorn's own tuple: nothing more to keep per stream
     return (client[0], client[1]) if client else None
 
 
