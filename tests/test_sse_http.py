@@ -129,22 +129,33 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) ->
         ):
             async for _ in source.aiter_sse():
                 break
-        await wait_for(lambda: live.hub.total_clients == 0, 1)
-        await trio.sleep(0.2)
-        before = task_count()
-        for _ in range(100):
-            async with (
-                httpx.AsyncClient(base_url=live.url) as http,
-                aconnect_sse(http, "GET", "/api/agents/idle/stream") as source,
-            ):
-                async for sse in source.aiter_sse():
-                    assert sse.event == "connected"
-                    break
-            await wait_for(lambda: live.hub.total_clients == 0, 1)  # noticed within a second
-        await trio.sleep(0.2)
-        assert live.hub.total_clients == 0
-        assert live.hub.stats()["agents"] == {}
-        assert task_count() <= before
+        await wait_for(lambda: live.hub.total_clients == 0, 1)  # noticed within a second
+
+        async def look_often() -> None:
+            # The hub's pacemaker reads the connections every half second; a hundred
+            # cycles go faster with a look every 10 ms as well.
+            while True:
+                await live.hub.pace()
+                await trio.sleep(0.01)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(look_often)
+            await trio.sleep(0.2)
+            before = task_count()
+            for _ in range(100):
+                async with (
+                    httpx.AsyncClient(base_url=live.url) as http,
+                    aconnect_sse(http, "GET", "/api/agents/idle/stream") as source,
+                ):
+                    async for sse in source.aiter_sse():
+                        assert sse.event == "connected"
+                        break
+                await wait_for(lambda: live.hub.total_clients == 0, 1)
+            await trio.sleep(0.2)
+            assert live.hub.total_clients == 0
+            assert live.hub.stats()["agents"] == {}
+            assert task_count() <= before
+            nursery.cancel_scope.cancel()
 
 
 # Waits for a stdin line (when given one), then writes in bursts of 50 lines with a pause
@@ -261,3 +272,148 @@ async def test_metrics_count_the_connected_clients(tmp_path: Path) -> None:
             await events.aclose()
         await wait_for(lambda: live.hub.total_clients == 0, 1)
         assert (await http.get("/api/metrics")).json()["sse"]["total_clients"] == 0
+
+
+def raw_get(port: int, target: str, headers: str = "", host: str = "127.0.0.1") -> socket.socket:
+    """A GET sent on a plain socket; the caller reads what comes back."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n".encode())
+    return sock
+
+
+def read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and whatever body came with them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before the response head"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    fields = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines)}
+    while len(rest) < int(fields.get("content-length", 0)):
+        rest += sock.recv(65536)
+    return int(status_line.split()[1]), fields, rest
+
+
+async def test_a_stream_costs_its_connection_two_tasks(tmp_path: Path) -> None:
+    """The stream runs in hypercorn's own task for the request (no request nursery, no
+    message task): per idle stream, hypercorn's connection task and that one."""
+    async with live_server(tmp_path) as live:
+        await live.supervisor.start(AgentSpec("idle", ["sleep", "60"]))
+        await trio.sleep(0.2)
+        before = task_count()
+        socks = [raw_get(live.port, "/api/agents/idle/stream") for _ in range(10)]
+        socks += [raw_get(live.port, "/api/events") for _ in range(10)]
+        try:
+            await wait_for(lambda: live.hub.total_clients == 20)
+            await trio.sleep(0.2)
+            assert task_count() - before == 2 * 20
+        finally:
+            for sock in socks:
+                sock.close()
+        await wait_for(lambda: live.hub.total_clients == 0, 1)  # gone within a second
+
+
+async def test_streams_keep_every_guard_and_header(tmp_path: Path) -> None:
+    origin = "http://dash.example"
+    sections: dict[str, dict[str, Any]] = {
+        "auth": {"token": "sekret", "protect_reads": True},
+        "cors": {"allow_origins": [origin]},
+    }
+    async with live_server(tmp_path, **sections) as live:
+        agent = await live.supervisor.start(AgentSpec("done", ["true"]))
+        await wait_for(lambda: not agent.is_live)
+        await live.supervisor.start(AgentSpec("idle", ["sleep", "60"]))
+        cors = f"Origin: {origin}\r\n"
+
+        def ask(target: str, headers: str = "", host: str = "127.0.0.1") -> tuple[Any, ...]:
+            with raw_get(live.port, target, headers, host) as sock:
+                return read_head(sock)
+
+        status, fields, _ = await trio.to_thread.run_sync(
+            ask, "/api/events?access_token=sekret", cors, "evil.example"
+        )
+        assert status == 403  # DNS-rebinding guard first
+        status, fields, body = await trio.to_thread.run_sync(ask, "/api/agents/idle/stream", cors)
+        assert status == 401 and fields["www-authenticate"].startswith("Bearer")
+        assert fields["access-control-allow-origin"] == origin
+        for target, headers in [
+            ("/api/agents/idle/stream?access_token=sekret", cors),
+            ("/api/events", cors + "Authorization: Bearer sekret\r\n"),
+        ]:
+            status, fields, body = await trio.to_thread.run_sync(ask, target, headers)
+            assert status == 200, target
+            assert fields["content-type"] == "text/event-stream; charset=utf-8"
+            assert fields["cache-control"] == "no-cache"
+            assert fields["x-accel-buffering"] == "no"
+            assert fields["transfer-encoding"] == "chunked"
+            assert "content-length" not in fields
+            assert fields["access-control-allow-origin"] == origin
+            assert fields["vary"] == "Origin"
+        status, fields, body = await trio.to_thread.run_sync(
+            ask, "/api/agents/ghost/stream?access_token=sekret", cors
+        )
+        assert status == 404 and fields["content-type"].startswith("application/json")
+        assert json.loads(body)["error"]["code"] == "agent_not_found"
+        assert fields["access-control-allow-origin"] == origin
+        seen = "Last-Event-ID: 3\r\n"  # 1 running, 2 completed, 3 complete
+        status, fields, _ = await trio.to_thread.run_sync(
+            ask, "/api/agents/done/stream?access_token=sekret", cors + seen
+        )
+        assert status == 204
+        status, _, body = await trio.to_thread.run_sync(
+            ask, "/api/agents/idle/stream?access_token=sekret&history=x"
+        )
+        assert status == 400 and json.loads(body)["error"]["code"] == "invalid_request"
+
+
+async def test_a_stream_reached_through_asgi_app_still_streams(tmp_path: Path) -> None:
+    """``SSEApp`` serves stream requests without quart-trio's request nursery; one that
+    reaches ``asgi_app`` directly (middleware wrapping it, say) takes quart-trio's way,
+    whose message task sees the disconnect and cancels the stream."""
+    from tests.helpers import make_config
+    from trio_wrapper.app import create_app, hub_limits
+    from trio_wrapper.hub import Hub
+    from trio_wrapper.supervisor import Supervisor
+
+    config = make_config(tmp_path)
+    hub = Hub(hub_limits(config))
+    app = create_app(config, Supervisor(config, observers=[hub]), hub)
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0", "spec_version": "2.1"},
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/events",
+        "raw_path": b"/api/events",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8151),
+        "extensions": {},
+    }
+
+    async def stream_once(entry: Any) -> None:
+        to_app, from_peer = trio.open_memory_channel[dict[str, Any]](10)
+        to_app.send_nowait({"type": "http.request", "body": b"", "more_body": False})
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hub.run)
+            nursery.start_soon(entry, scope, from_peer.receive, send)
+            await wait_for(lambda: len(sent) >= 2)
+            assert sent[0]["status"] == 200
+            assert b"event: connected" in sent[1]["body"]
+            assert hub.total_clients == 1
+            to_app.send_nowait({"type": "http.disconnect"})
+            await wait_for(lambda: hub.total_clients == 0, 1)
+            nursery.cancel_scope.cancel()
+
+    await stream_once(app.asgi_app)  # quart-trio's way: SSEConnection
+    await stream_once(app)  # SSEApp's own way

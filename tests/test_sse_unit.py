@@ -33,14 +33,18 @@ class FakeAgent:
 
 @dataclass
 class Recorder:
-    """An ASGI ``send`` that records (time, message) and can be made to block."""
+    """An ASGI ``send`` that records (time, message) and can be made to block: a body
+    send then waits until cancelled, or until ``aborted`` is set (hypercorn's send, which
+    cancelling cannot end, returns once the socket is shut) and sends nothing."""
 
     sent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     blocked: bool = False
+    aborted: trio.Event = field(default_factory=trio.Event)
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if self.blocked and message["type"] == "http.response.body":
-            await trio.sleep_forever()
+            await self.aborted.wait()
+            return
         self.sent.append((trio.current_time(), message))
 
     def events(self) -> list[tuple[float, str, dict[str, Any], str | None]]:
@@ -97,6 +101,18 @@ async def start_stream(
 
 
 both_waits = pytest.mark.parametrize("pollable", [True, False], ids=["parked", "in-receive"])
+
+
+def abort_ends(monkeypatch: pytest.MonkeyPatch, *stuck: Recorder) -> None:
+    """``abort_connection`` (shutting a socket down) ends the stuck sends, as it does a
+    hypercorn send that cancelling cannot end."""
+
+    def abort(peer: object) -> bool:
+        for send in stuck:
+            send.aborted.set()
+        return True
+
+    monkeypatch.setattr("trio_wrapper.hub.abort_connection", abort)
 
 
 @both_waits
@@ -190,18 +206,21 @@ def test_the_pacemaker_reads_only_memory_channels() -> None:
     assert _inbox(connection.channel.receive_nowait) is None  # not its receive
 
 
+@both_waits
 async def test_stalled_client_is_dropped_by_the_sweep_after_two_minutes(
-    autojump_clock: trio.abc.Clock,
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, pollable: bool
 ) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
     send = Recorder()
+    if pollable:  # hypercorn: the socket is shut; otherwise the send is cancelled
+        abort_ends(monkeypatch, send)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        await start_stream(nursery, hub, agent, send)
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
         assert hub.total_clients == 1
         await trio.sleep(10)
-        send.blocked = True  # a send that never ends, and that cancelling can end
+        send.blocked = True
         started = trio.current_time()
         publish_line(hub, agent, "nobody reads this", 1)
         with trio.fail_after(200):
@@ -240,16 +259,19 @@ async def test_sweep_every_30_s_drops_clients_stuck_past_the_timeout(
     assert hub.total_clients == 0
 
 
-async def test_shutdown_sends_shutdown_and_cancels_the_stuck(
-    autojump_clock: trio.abc.Clock,
+@both_waits
+async def test_shutdown_sends_shutdown_and_ends_the_stuck(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, pollable: bool
 ) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
     hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
     polite, stuck = Recorder(), Recorder()
+    if pollable:  # hypercorn: the socket is shut; otherwise the send is cancelled
+        abort_ends(monkeypatch, stuck)
     async with trio.open_nursery() as nursery:
-        await start_stream(nursery, hub, agent, polite)
-        await start_stream(nursery, hub, None, stuck)
+        await start_stream(nursery, hub, agent, polite, pollable=pollable)
+        await start_stream(nursery, hub, None, stuck, pollable=pollable)
         stuck.blocked = True
         started = trio.current_time()
         await hub.shutdown()
@@ -257,6 +279,7 @@ async def test_shutdown_sends_shutdown_and_cancels_the_stuck(
     assert [kind for _, kind, _, _ in polite.events()][-1] == "shutdown"
     assert polite.sent[-1][1] == {"type": "http.response.body", "body": b"", "more_body": False}
     assert hub.total_clients == 0
+    assert hub.slow_disconnects_total == 0  # ended by the shutdown, not slow
     with pytest.raises(Exception, match="shutting down"):
         hub.subscribe(None, None, 0)
 

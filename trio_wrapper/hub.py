@@ -1,10 +1,13 @@
 """The event hub: per-agent sequence numbers and rings, and fan-out to SSE clients.
 
-Publishing never waits: each client has a bounded buffer (a deque, not a memory channel,
+Publishing never waits: each client has a bounded buffer (a list, not a memory channel,
 because a slow client must lose its *oldest* events, and a channel can only refuse the
 newest). A batch (everything one read produced) is appended to each subscriber's buffer in
 one call, and the client's task is woken once. With no subscribers nothing is encoded;
 the rings keep runs of raw lines (``event_ring``) until someone asks.
+
+Idle clients are cheap (see ``Client``): their streams are parked, and one task of the
+hub, the pacemaker, wakes them for their pings and reads their connections' disconnects.
 """
 
 from __future__ import annotations
@@ -403,7 +406,7 @@ class Hub:
     async def _every(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
         due = trio.current_time()
         while not self._closed.is_set():
-            due += interval
+            due = max(due + interval, trio.current_time())  # on a schedule; none made up
             with trio.move_on_at(due):
                 await self._closed.wait()
             await step()
