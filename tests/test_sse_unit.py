@@ -197,6 +197,48 @@ async def test_a_busy_stream_sees_its_disconnect_too(autojump_clock: trio.abc.Cl
         nursery.cancel_scope.cancel()
 
 
+@both_waits
+async def test_news_waits_for_the_flush_and_goes_out_in_one_send(
+    autojump_clock: trio.abc.Clock, pollable: bool
+) -> None:
+    """One timer for all streams: the first line starts the flush delay, what follows
+    within it rides along, and every client gets it all in one send at the same moment."""
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    sends = [Recorder() for _ in range(3)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        for send in sends:
+            await start_stream(nursery, hub, agent, send, pollable=pollable)
+        assert hub.flush_delay == pytest.approx(0.03)
+        start = trio.current_time()
+        for i in range(3):
+            publish_line(hub, agent, f"burst {i}", i + 1)
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+        publish_line(hub, agent, "later", 4)
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    for send in sends:
+        bodies = [(t - start, m["body"].count(b"event: log")) for t, m in send.sent[2:]]
+        assert bodies == [(pytest.approx(0.03), 3), (pytest.approx(0.16), 1)]
+
+
+async def test_without_its_flusher_the_hub_releases_news_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))  # hub.run() not started
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        start = trio.current_time()
+        publish_line(hub, agent, "now", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [(t - start, kind) for t, kind, _, _ in send.events()][1:] == [(0, "log")]
+
+
 def test_the_pacemaker_reads_only_memory_channels() -> None:
     from trio_wrapper.sse_http import _inbox
 

@@ -7,11 +7,11 @@ request nursery and its two tasks, and hands the connection to ``run_stream`` wi
 request and response objects let go. Ten thousand idle streams cost about what hypercorn's
 bare connections cost (docs/benchmarks-sse.md).
 
-``run_stream`` is a plain loop: wait for news, let a burst gather, send. Its only timer is
-the coalescing sleep; the hub's pacemaker wakes an idle stream for its ping and reads its
-connection's disconnect (see ``hub.Client``), and the hub's sweep ends a send stalled past
-the stall timeout. No ``yield`` in a cancel scope anywhere (PEP 789): there is no
-generator.
+``run_stream`` is a plain loop: wait for news and the hub's flush, send. It has no timer
+of its own: the hub's flusher releases every stream with news at once, a burst's worth at
+a time; its pacemaker wakes an idle stream for its ping and reads its connection's
+disconnect (see ``hub.Client``); its sweep ends a send stalled past the stall timeout.
+No ``yield`` in a cancel scope anywhere (PEP 789): there is no generator.
 """
 
 from __future__ import annotations
@@ -210,12 +210,17 @@ async def run_stream(
                 if client.ping_at <= now:
                     client.ping_at = now + interval  # the send took a whole interval
                 continue
-            # Let a burst gather: each send costs the server the same CPU whatever it
-            # carries, so with many clients, fewer and fuller sends keep everyone's delay
-            # down. 0.1 ms a client, 10 ms at most.
-            await trio.sleep(min(limits.coalesce, hub.total_clients * 1e-4))
-            if client.dropped or client.gone:
-                return
+            if not (client.released or client.shutting_down or client.ended):
+                # News waits for the hub's next flush (``Hub.flush_delay``), so that a
+                # burst goes out in one send to each client: each send costs the server
+                # the same CPU whatever it carries.
+                if client.inbox is not None:
+                    await client.park()
+                else:
+                    await _wait(client, receive)
+                if client.gone or client.dropped:
+                    return
+                continue
             runs, gap = client.take()
             chunks = []
             if gap is not None:
