@@ -14,7 +14,7 @@ from hypercorn.trio import serve
 
 from tests.helpers import make_config
 from trio_wrapper.app import create_app, hub_limits
-from trio_wrapper.daemon import hypercorn_config
+from trio_wrapper.daemon import hypercorn_config, served_app
 from trio_wrapper.hub import Hub
 from trio_wrapper.supervisor import Supervisor
 
@@ -29,10 +29,11 @@ class Live:
 
 @asynccontextmanager
 async def live_server(tmp_path: Path, **sections: dict[str, Any]) -> AsyncIterator[Live]:
-    config = make_config(tmp_path, server={"port": 0}, **sections)
+    sections["server"] = {"port": 0, **sections.get("server", {})}
+    config = make_config(tmp_path, **sections)
     hub = Hub(hub_limits(config))
     supervisor = Supervisor(config, observers=[hub])
-    app = create_app(config, supervisor, hub)
+    app = served_app(create_app(config, supervisor, hub), config)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)

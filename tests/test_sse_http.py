@@ -417,3 +417,25 @@ async def test_a_stream_reached_through_asgi_app_still_streams(tmp_path: Path) -
 
     await stream_once(app.asgi_app)  # quart-trio's way: SSEConnection
     await stream_once(app)  # SSEApp's own way
+
+
+async def test_behind_a_proxy_the_sweep_still_finds_a_stalled_clients_socket(
+    tmp_path: Path,
+) -> None:
+    """With ``forwarded_hops`` the request's client is the forwarded address, but the hub
+    keeps the TCP peer: that is what a stalled client's socket is shut down by."""
+    from trio_wrapper.connections import abort_connection
+
+    async with live_server(tmp_path, server={"forwarded_hops": 1}) as live:
+        await live.supervisor.start(AgentSpec("watched", ["sleep", "30"]))
+        sock = raw_get(live.port, "/api/agents/watched/stream", "X-Forwarded-For: 203.0.113.7\r\n")
+        try:
+            status, _, _ = await trio.to_thread.run_sync(read_head, sock)
+            assert status == 200
+            await wait_for(lambda: live.hub.total_clients == 1)
+            (client,) = live.hub.clients
+            assert client.peer == sock.getsockname()
+            assert await trio.to_thread.run_sync(abort_connection, client.peer)
+            await wait_for(lambda: live.hub.total_clients == 0)
+        finally:
+            sock.close()

@@ -25,6 +25,7 @@ from trio_wrapper.config import Config
 from trio_wrapper.connections import abort_server_connections
 from trio_wrapper.extract import Rule
 from trio_wrapper.hub import Hub
+from trio_wrapper.sse_http import TRANSPORT_PEER
 from trio_wrapper.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
@@ -54,15 +55,28 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
+def served_app(app: Any, config: Config) -> Any:
+    """The app as hypercorn serves it: behind ``forwarded_hops`` proxies, with the client
+    address taken from X-Forwarded-For, and the TCP peer kept under ``TRANSPORT_PEER``
+    (the hub's sweep finds a stalled client's socket by it)."""
+    if not config.server.forwarded_hops:
+        return app
+    proxied = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
+
+    async def keep_transport_peer(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" or scope["type"] == "websocket":
+            scope = {**scope, TRANSPORT_PEER: scope.get("client")}
+        await proxied(scope, receive, send)
+
+    return keep_transport_peer
+
+
 async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
     hub = Hub(hub_limits(config))
     supervisor = Supervisor(config, observers=[hub], rules=rules)
-    app = create_app(config, supervisor, hub)
-    asgi: Any = app
-    if config.server.forwarded_hops:
-        asgi = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
+    asgi = served_app(create_app(config, supervisor, hub), config)
     stop_serving = trio.Event()
     server_done = trio.Event()
 

@@ -402,8 +402,13 @@ def _is_stream_request(scope: Scope) -> bool:
     )
 
 
+# Scope key for the TCP peer when a proxy-fix layer rewrote ``client`` (daemon.served_app).
+TRANSPORT_PEER = "trio_wrapper.transport_peer"
+
+
 def _peer() -> tuple[str, int] | None:
-    client = request.scope.get("client")
+    scope = cast(dict[str, Any], request.scope)
+    client = scope[TRANSPORT_PEER] if TRANSPORT_PEER in scope else scope.get("client")
     if isinstance(client, tuple) and len(client) == 2:
         return client  # hypercorn's own tuple: nothing more to keep per stream
     return (client[0], client[1]) if client else None
