@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_wrapper.lines import LineSplitter
+from trio_wrapper.lines import Lines, LineSplitter, _has_line_over, joined
 
 
 def split_all(data: bytes, cuts: list[int], cap: int) -> tuple[list[bytes], list[int]]:
@@ -93,3 +93,54 @@ def test_only_line_ends_are_dropped(data: bytes, cap: int) -> None:
     assert all(len(line) <= cap for line in lines)
     expected = re.sub(rb"\r?\n", b"", data.removesuffix(b"\r"))
     assert b"".join(lines) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=14), min_size=1, max_size=30),
+    tail=st.integers(min_value=0, max_value=14),
+    limit=st.integers(min_value=1, max_value=12),
+)
+def test_line_length_check_agrees_with_measuring_every_line(
+    lengths: list[int], tail: int, limit: int
+) -> None:
+    data = b"".join(b"x" * n + b"\n" for n in lengths) + b"y" * tail
+    end = data.rfind(b"\n")
+    assert _has_line_over(data, end, limit) == (max(lengths) > limit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(st.sampled_from([b"ab", b"\xff", b"\n", b"\r\n", b"xyz" * 5]), max_size=60).map(
+        b"".join
+    ),
+    cap=st.integers(min_value=1, max_value=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8),
+)
+def test_every_batch_is_the_same_whether_kept_whole_or_split(
+    data: bytes, cap: int, cuts: list[int]
+) -> None:
+    """A batch kept as one buffer (``Lines``) reads exactly as the list it stands for."""
+    splitter = LineSplitter(cap)
+    position = 0
+    for end in [*sorted(c for c in cuts if c <= len(data)), len(data)]:
+        batch = splitter.feed(data[position:end])
+        position = end
+        as_list = list(batch.lines)
+        assert len(batch) == len(batch.lines) == len(as_list)
+        assert joined(batch.lines) == b"\n".join(as_list)
+        assert batch.lines == as_list
+        assert [batch.lines[i] for i in range(len(as_list))] == as_list
+
+
+def test_plain_reads_stay_one_buffer() -> None:
+    splitter = LineSplitter(10)
+    batch = splitter.feed(b"one\ntwo\n\nthree\npart")
+    assert isinstance(batch.lines, Lines)
+    assert batch.lines.text == b"one\ntwo\n\nthree"
+    assert len(batch) == 4 and batch.lines[3] == b"three"
+    assert splitter.feed(b"ial\n").lines == [b"partial"]
+    # What needs work per line goes the long way: a CR to drop, a line to cut.
+    assert not isinstance(splitter.feed(b"dos\r\n").lines, Lines)
+    assert splitter.feed(b"x" * 25 + b"\n").lines == [b"x" * 10, b"x" * 10, b"x" * 5]
+    assert splitter.feed(b"\n").lines == [b""]

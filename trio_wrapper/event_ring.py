@@ -46,7 +46,7 @@ class Run:
         gseq: int,
         count: int,
         *,
-        lines: list[bytes] | None = None,
+        lines: Sequence[bytes] | None = None,
         stream: str = "",
         line_num: int = 0,
         records: Sequence[msgspec.Struct] | None = None,
@@ -67,7 +67,7 @@ class Run:
 
     @classmethod
     def of_lines(
-        cls, agent: str, seq: int, gseq: int, lines: list[bytes], stream: str, line_num: int
+        cls, agent: str, seq: int, gseq: int, lines: Sequence[bytes], stream: str, line_num: int
     ) -> Run:
         return cls(agent, seq, gseq, len(lines), lines=lines, stream=stream, line_num=line_num)
 

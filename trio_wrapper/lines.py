@@ -13,20 +13,96 @@ the log file keeps the raw bytes regardless.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 
 
-@dataclass(slots=True)
+class Lines(Sequence[bytes]):
+    """Lines kept as one buffer (``text``: the lines joined by ``\n``) and split into
+    ``bytes`` objects only when something asks for them one by one.
+
+    A read of 64 KiB is about a thousand lines: making a ``bytes`` of each costs more than
+    everything the text extractor does with the buffer (it scans ``text`` whole), and an
+    agent that nobody streams never needs them.
+    """
+
+    __slots__ = ("_count", "_list", "text")
+
+    def __init__(self, text: bytes, count: int) -> None:
+        self.text = text
+        self._count = count
+        self._list: list[bytes] | None = None
+
+    def _split(self) -> list[bytes]:
+        if self._list is None:
+            self._list = self.text.split(b"\n") if self._count else []
+        return self._list
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._split())
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        return self._split()[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Lines):
+            return self._count == other._count and self.text == other.text
+        if isinstance(other, list):
+            return self._split() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Lines({self._split()!r})"
+
+
+def joined(lines: Sequence[bytes]) -> bytes:
+    """The lines joined by ``\n``: a :class:`Lines` already is."""
+    return lines.text if type(lines) is Lines else b"\n".join(lines)
+
+
 class LineBatch:
     """The lines one read produced. ``cut`` holds indices of pieces cut at the cap."""
 
-    lines: list[bytes] = field(default_factory=list)
-    cut: list[int] = field(default_factory=list)
+    __slots__ = ("cut", "lines")
+
+    def __init__(self, lines: Sequence[bytes] | None = None, cut: list[int] | None = None) -> None:
+        self.lines: Sequence[bytes] = [] if lines is None else lines
+        self.cut: list[int] = [] if cut is None else cut
 
     def __len__(self) -> int:
         return len(self.lines)
+
+    def __repr__(self) -> str:
+        return f"LineBatch({list(self.lines)!r}, cut={self.cut!r})"
+
+
+def _has_line_over(data: bytes, end: int, limit: int) -> bool:
+    """Whether a line of ``data[:end]`` (lines ended by ``\n``) is longer than ``limit``.
+
+    Such a line holds at least ``limit + 1`` consecutive positions, so one of them is a
+    multiple of ``limit``: only the lines through those positions are measured.
+    """
+    position = limit
+    while position < end:
+        start = data.rfind(b"\n", 0, position) + 1
+        stop = data.find(b"\n", position)
+        if stop < 0:
+            stop = len(data)
+        if stop - start > limit:
+            return True
+        position = max(position + limit, stop + 1)
+    return False
 
 
 class LineSplitter:
@@ -48,23 +124,31 @@ class LineSplitter:
         return len(self._pending)
 
     def feed(self, chunk: bytes) -> LineBatch:
-        batch = LineBatch()
         if not chunk:
-            return batch
+            return LineBatch()
         data = self._pending + chunk if self._pending else chunk
+        limit = self._max
+        last = data.rfind(b"\n")
+        if (
+            last >= 0
+            and not self._cut_open
+            and len(data) - last - 1 <= limit
+            and b"\r" not in data
+            and not _has_line_over(data, last, limit)
+        ):
+            # The common case: nothing to strip, nothing to cut, and the lines stay one
+            # buffer (``Lines``) until something wants them one by one.
+            self._pending = data[last + 1 :]
+            return LineBatch(Lines(data[:last], data.count(b"\n", 0, last) + 1))
+        out: list[bytes] = []
+        batch = LineBatch(out)
         parts = data.split(b"\n")
         rest = parts.pop()
-        limit = self._max
         continued = self._cut_open
         line_ended = bool(parts)
-        if not continued and b"\r" not in data and (not parts or max(map(len, parts)) <= limit):
-            # The common case, done in C: nothing to strip, nothing to cut.
-            batch.lines = parts
-            parts = []
-        out = batch.lines
         for part in parts:
             if len(part) > limit or continued:
-                self._emit_complete(batch, part, continued)
+                self._emit_complete(out, batch.cut, part, continued)
                 continued = False
             elif part.endswith(b"\r"):
                 out.append(part[:-1])
@@ -73,37 +157,40 @@ class LineSplitter:
         if line_ended:
             self._cut_open = False
         if len(rest) > limit:
-            rest = self._emit_cut_pieces(batch, rest)
+            rest = self._emit_cut_pieces(out, batch.cut, rest)
             self._cut_open = True
         self._pending = rest
         return batch
 
     def flush(self) -> LineBatch:
         """End of stream: a final line without newline is still a line."""
-        batch = LineBatch()
+        out: list[bytes] = []
+        batch = LineBatch(out)
         if self._pending:
-            self._emit_complete(batch, self._pending, self._cut_open)
+            self._emit_complete(out, batch.cut, self._pending, self._cut_open)
         self._pending = b""
         self._cut_open = False
         return batch
 
-    def _emit_cut_pieces(self, batch: LineBatch, data: bytes) -> bytes:
+    def _emit_cut_pieces(self, out: list[bytes], cut: list[int], data: bytes) -> bytes:
         """Emit cap-sized pieces of ``data``, marked as cut, while more than a cap's worth
         is left; return the remainder (1..cap bytes)."""
         limit = self._max
         start = 0
         while len(data) - start > limit:
-            batch.cut.append(len(batch.lines))
-            batch.lines.append(data[start : start + limit])
+            cut.append(len(out))
+            out.append(data[start : start + limit])
             start += limit
         return data[start:]
 
-    def _emit_complete(self, batch: LineBatch, line: bytes, continued: bool) -> None:
+    def _emit_complete(
+        self, out: list[bytes], cut: list[int], line: bytes, continued: bool
+    ) -> None:
         """A line whose end is known. After cut pieces, a remainder that was only the
         ``\\r`` of a ``\\r\\n`` is dropped rather than made an empty line."""
-        before = len(batch.lines)
-        remainder = self._emit_cut_pieces(batch, line) if len(line) > self._max else line
+        before = len(out)
+        remainder = self._emit_cut_pieces(out, cut, line) if len(line) > self._max else line
         if remainder.endswith(b"\r"):
             remainder = remainder[:-1]
-        if remainder or not (continued or len(batch.lines) > before):
-            batch.lines.append(remainder)
+        if remainder or not (continued or len(out) > before):
+            out.append(remainder)

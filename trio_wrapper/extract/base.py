@@ -8,6 +8,7 @@ from typing import Protocol
 
 from trio_wrapper.extract.records import Error, Record, short
 from trio_wrapper.extract.rules import Rule, apply_rules
+from trio_wrapper.lines import joined
 
 
 class Extractor(Protocol):
@@ -52,7 +53,7 @@ class NullExtractor:
 
 def decode_batch(lines: Sequence[bytes]) -> str:
     """One decode for the whole batch: far cheaper than one per line."""
-    return b"\n".join(lines).decode("utf-8", "replace")
+    return joined(lines).decode("utf-8", "replace")
 
 
 def with_rules(
