@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_wrapper.lines import Lines, LineSplitter, _has_line_over, joined
+from trio_wrapper.lines import Lines, LineSplitter, _has_line_over, after_newline, joined
 
 
 def split_all(data: bytes, cuts: list[int], cap: int) -> tuple[list[bytes], list[int]]:
@@ -129,6 +129,8 @@ def test_every_batch_is_the_same_whether_kept_whole_or_split(
         as_list = list(batch.lines)
         assert len(batch) == len(batch.lines) == len(as_list)
         assert joined(batch.lines) == b"\n".join(as_list)
+        assert after_newline(batch.lines) == b"\n" + b"\n".join(as_list)
+        assert after_newline(as_list) == b"\n" + b"\n".join(as_list)
         assert batch.lines == as_list
         assert [batch.lines[i] for i in range(len(as_list))] == as_list
 
@@ -138,6 +140,7 @@ def test_plain_reads_stay_one_buffer() -> None:
     batch = splitter.feed(b"one\ntwo\n\nthree\npart")
     assert isinstance(batch.lines, Lines)
     assert batch.lines.text == b"one\ntwo\n\nthree"
+    assert after_newline(batch.lines) == b"\none\ntwo\n\nthree"
     assert len(batch) == 4 and batch.lines[3] == b"three"
     assert splitter.feed(b"ial\n").lines == [b"partial"]
     # What needs work per line goes the long way: a CR to drop, a line to cut.

@@ -14,30 +14,49 @@ the log file keeps the raw bytes regardless.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import overload
 
 DEFAULT_MAX_LINE_BYTES = 64 * 1024
 
 
 class Lines(Sequence[bytes]):
-    """Lines kept as one buffer (``text``: the lines joined by ``\n``) and split into
-    ``bytes`` objects only when something asks for them one by one.
+    """Lines kept as one buffer, split into ``bytes`` objects only when something asks for
+    them one by one: the lines are ``data[:end]``, joined by ``\\n`` (``end`` is the
+    position of the read's last newline, or ``len(data)``).
 
     A read of 64 KiB is about a thousand lines: making a ``bytes`` of each costs more than
-    everything the text extractor does with the buffer (it scans ``text`` whole), and an
-    agent that nobody streams never needs them.
+    everything the text extractor does with the buffer (it scans it whole), and an agent
+    that nobody streams never needs them. The buffer is not even sliced: a copy of a
+    megabyte read back from the log is a fresh allocation and its page faults.
     """
 
-    __slots__ = ("_count", "_list", "text")
+    __slots__ = ("_count", "_data", "_end", "_list")
 
-    def __init__(self, text: bytes, count: int) -> None:
-        self.text = text
+    def __init__(self, data: bytes, count: int, end: int | None = None) -> None:
+        self._data = data
+        self._end = len(data) if end is None else end
         self._count = count
         self._list: list[bytes] | None = None
 
+    @property
+    def text(self) -> bytes:
+        """The lines joined by ``\\n``."""
+        data, end = self._data, self._end
+        return data if end == len(data) else data[:end]
+
+    def after_newline(self) -> bytes:
+        """``b"\\n" + self.text``, in one copy."""
+        return b"".join((b"\n", memoryview(self._data)[: self._end]))
+
     def _split(self) -> list[bytes]:
         if self._list is None:
-            self._list = self.text.split(b"\n") if self._count else []
+            if not self._count:
+                self._list = []
+            else:
+                self._list = self._data.split(b"\n")
+                if self._end < len(self._data):
+                    self._list.pop()  # what followed the last newline: not a line yet
         return self._list
 
     def __len__(self) -> int:
@@ -54,10 +73,8 @@ class Lines(Sequence[bytes]):
         return self._split()[index]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, Lines):
-            return self._count == other._count and self.text == other.text
-        if isinstance(other, list):
-            return self._split() == other
+        if isinstance(other, Lines | list):
+            return self._split() == list(other)
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -67,8 +84,15 @@ class Lines(Sequence[bytes]):
 
 
 def joined(lines: Sequence[bytes]) -> bytes:
-    """The lines joined by ``\n``: a :class:`Lines` already is."""
+    """The lines joined by ``\\n``: a :class:`Lines` already is."""
     return lines.text if type(lines) is Lines else b"\n".join(lines)
+
+
+def after_newline(lines: Sequence[bytes]) -> bytes:
+    """``b"\\n"`` and the lines joined by ``\\n``, in one copy."""
+    if type(lines) is Lines:
+        return lines.after_newline()
+    return b"\n".join(chain((b"",), lines)) if lines else b"\n"
 
 
 class LineBatch:
@@ -139,7 +163,7 @@ class LineSplitter:
             # The common case: nothing to strip, nothing to cut, and the lines stay one
             # buffer (``Lines``) until something wants them one by one.
             self._pending = data[last + 1 :]
-            return LineBatch(Lines(data[:last], data.count(b"\n", 0, last) + 1))
+            return LineBatch(Lines(data, data.count(b"\n"), last))
         out: list[bytes] = []
         batch = LineBatch(out)
         parts = data.split(b"\n")

@@ -22,7 +22,7 @@ from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.fences import Fence, closes, open_fence
 from trio_wrapper.extract.records import MAX_LONG_TEXT, CodeBlock, Record
 from trio_wrapper.extract.rules import Rule
-from trio_wrapper.lines import joined
+from trio_wrapper.lines import after_newline
 
 # A body keeps at most this many bytes: MAX_LONG_TEXT characters of up to 4 bytes each.
 MAX_BODY_BYTES = 4 * MAX_LONG_TEXT
@@ -134,7 +134,7 @@ class LineScanner:
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         if not lines:
             return []
-        text = strip_ansi_bytes(b"\n" + joined(lines))
+        text = strip_ansi_bytes(after_newline(lines))
         st = self._streams.get(stream)
         if st is None:
             st = self._streams[stream] = StreamState()
