@@ -190,16 +190,10 @@ async def run_stream(
         interval = limits.ping_interval
         client.ping_at = trio.current_time() + interval
         while True:
-            if not client.has_news:
-                if trio.current_time() < client.ping_at:
-                    # Idle until woken: news, a drop, or the pacemaker (ping due, gone).
-                    if client.inbox is not None:
-                        await client.park()
-                    else:
-                        await _wait(client, receive)
-                    if client.gone or client.dropped:
-                        return
-                    continue
+            if client.gone or client.dropped:
+                return
+            news = client.has_news
+            if not news and trio.current_time() >= client.ping_at:
                 # The next ping is due an interval after this one was due, not after this
                 # send: idle streams keep the spread their connections had instead of
                 # bunching into ever larger rounds of pings at once.
@@ -210,16 +204,15 @@ async def run_stream(
                 if client.ping_at <= now:
                     client.ping_at = now + interval  # the send took a whole interval
                 continue
-            if not (client.released or client.shutting_down or client.ended):
-                # News waits for the hub's next flush (``Hub.flush_delay``), so that a
-                # burst goes out in one send to each client: each send costs the server
-                # the same CPU whatever it carries.
+            if not (news and (client.released or client.shutting_down or client.ended)):
+                # Wait until woken. Idle: for news, a drop, or the pacemaker (ping due,
+                # gone). With news: for the hub's next flush (``Hub.flush_delay``), so
+                # that a burst goes out in one send to each client: each send costs the
+                # server the same CPU whatever it carries.
                 if client.inbox is not None:
                     await client.park()
                 else:
                     await _wait(client, receive)
-                if client.gone or client.dropped:
-                    return
                 continue
             runs, gap = client.take()
             chunks = []
