@@ -126,13 +126,17 @@ def test_every_batch_is_the_same_whether_kept_whole_or_split(
     for end in [*sorted(c for c in cuts if c <= len(data)), len(data)]:
         batch = splitter.feed(data[position:end])
         position = end
+        whole, after = joined(batch.lines), after_newline(batch.lines)  # before a split
         as_list = list(batch.lines)
         assert len(batch) == len(batch.lines) == len(as_list)
-        assert joined(batch.lines) == b"\n".join(as_list)
-        assert after_newline(batch.lines) == b"\n" + b"\n".join(as_list)
+        assert whole == b"\n".join(as_list)
+        assert after == b"\n" + whole
         assert after_newline(as_list) == b"\n" + b"\n".join(as_list)
         assert batch.lines == as_list
         assert [batch.lines[i] for i in range(len(as_list))] == as_list
+        # Once split, the same again (the buffer is let go for the list).
+        assert joined(batch.lines) == b"\n".join(as_list)
+        assert after_newline(batch.lines) == b"\n" + b"\n".join(as_list)
 
 
 def test_plain_reads_stay_one_buffer() -> None:

@@ -42,11 +42,15 @@ class Lines(Sequence[bytes]):
     @property
     def text(self) -> bytes:
         """The lines joined by ``\\n``."""
+        if self._list is not None:
+            return b"\n".join(self._list)
         data, end = self._data, self._end
         return data if end == len(data) else data[:end]
 
     def after_newline(self) -> bytes:
         """``b"\\n" + self.text``, in one copy."""
+        if self._list is not None:
+            return after_newline(self._list)
         return b"".join((b"\n", memoryview(self._data)[: self._end]))
 
     def _split(self) -> list[bytes]:
@@ -57,6 +61,9 @@ class Lines(Sequence[bytes]):
                 self._list = self._data.split(b"\n")
                 if self._end < len(self._data):
                     self._list.pop()  # what followed the last newline: not a line yet
+            # Split once, kept once: a run an event ring holds keeps the list only.
+            self._data = b""
+            self._end = 0
         return self._list
 
     def __len__(self) -> int:
