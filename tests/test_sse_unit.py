@@ -239,6 +239,35 @@ async def test_without_its_flusher_the_hub_releases_news_at_once(
     assert [(t - start, kind) for t, kind, _, _ in send.events()][1:] == [(0, "log")]
 
 
+async def test_news_is_not_held_once_the_hubs_timers_are_gone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Cancelled without a shutdown (say, the daemon's nursery fails), the hub must not
+    leave news waiting for a flush that will never come."""
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    send = Recorder()
+    timers = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_in, hub, timers)
+        await start_stream(nursery, hub, agent, send)
+        publish_line(hub, agent, "held", 1)  # due in 10 ms, when the flusher is gone
+        timers.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        publish_line(hub, agent, "after", 2)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [d["data"]["line"] for _, kind, d, _ in send.events() if kind == "log"] == [
+        "held",
+        "after",
+    ]
+
+
+async def _run_in(hub: Hub, scope: trio.CancelScope) -> None:
+    with scope:
+        await hub.run()
+
+
 def test_the_pacemaker_reads_only_memory_channels() -> None:
     from trio_wrapper.sse_http import _inbox
 

@@ -455,12 +455,18 @@ class Hub:
         """The hub's timers, until ``shutdown``: the flusher (``_flush_loop``), the
         pacemaker (``pace``, every ``poll_interval``) and the sweeper (``sweep``, every
         ``sweep_interval``)."""
-        async with trio.open_nursery() as nursery:
-            self._flushing = True
-            nursery.start_soon(self._flush_loop)
-            nursery.start_soon(self._every, self.limits.poll_interval, self.pace)
-            nursery.start_soon(self._every, self.limits.sweep_interval, self._sweep_now)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._flushing = True
+                nursery.start_soon(self._flush_loop)
+                nursery.start_soon(self._every, self.limits.poll_interval, self.pace)
+                nursery.start_soon(self._every, self.limits.sweep_interval, self._sweep_now)
+                task_status.started()
+        finally:
+            # Cancelled or shut down: no flusher from now on, so news goes out at once.
+            self._flushing = False
+            self._flusher = None
+            self.flush()
 
     async def _every(self, interval: float, step: Callable[[], Awaitable[object]]) -> None:
         due = trio.current_time()
