@@ -120,11 +120,16 @@ def test_line_length_check_agrees_with_measuring_every_line(
 def test_every_batch_is_the_same_whether_kept_whole_or_split(
     data: bytes, cap: int, cuts: list[int]
 ) -> None:
-    """A batch kept as one buffer (``Lines``) reads exactly as the list it stands for."""
+    """A batch kept as one buffer (``Lines``) reads exactly as the list it stands for,
+    and as what a splitter that splits at once hands."""
     splitter = LineSplitter(cap)
+    eager = LineSplitter(cap, keep_whole=False)
     position = 0
     for end in [*sorted(c for c in cuts if c <= len(data)), len(data)]:
         batch = splitter.feed(data[position:end])
+        split_at_once = eager.feed(data[position:end])
+        assert type(split_at_once.lines) is list
+        assert split_at_once.lines == batch.lines and split_at_once.cut == batch.cut
         position = end
         whole, after = joined(batch.lines), after_newline(batch.lines)  # before a split
         as_list = list(batch.lines)

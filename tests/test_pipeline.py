@@ -20,7 +20,7 @@ def append(path: Path, data: bytes) -> None:
 
 
 def feed_through(
-    tmp: Path, chunks: list[tuple[str, bytes]], budget: int
+    tmp: Path, chunks: list[tuple[str, bytes]], budget: int, keep_whole: bool = True
 ) -> tuple[list[tuple[str, bytes]], int]:
     logs = {"stdout": tmp / "out.log", "stderr": tmp / "err.log"}
     for path in logs.values():
@@ -30,7 +30,9 @@ def feed_through(
     def deliver(stream: str, batch: LineBatch) -> None:
         got.extend((stream, line) for line in batch.lines)
 
-    pipeline = LinePipeline(logs, deliver, max_line_bytes=8, memory_budget=budget)
+    pipeline = LinePipeline(
+        logs, deliver, max_line_bytes=8, memory_budget=budget, keep_whole=keep_whole
+    )
     offsets = {"stdout": 0, "stderr": 0}
 
     async def main() -> None:
@@ -63,8 +65,9 @@ def test_file_fallback_gives_the_same_lines(
 ) -> None:
     in_memory, deferred_none = feed_through(tmp_path_factory.mktemp("m"), chunks, 1 << 20)
     from_file, deferred = feed_through(tmp_path_factory.mktemp("f"), chunks, 10)
+    split_at_once, _ = feed_through(tmp_path_factory.mktemp("s"), chunks, 10, keep_whole=False)
     assert deferred_none == 0
-    assert from_file == in_memory
+    assert from_file == in_memory == split_at_once
     total = sum(len(c) for _, c in chunks)
     assert deferred >= max(0, total - 10 - 30)
 

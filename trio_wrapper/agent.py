@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
-from trio_wrapper.extract import Record, Rule, make_extractor
+from trio_wrapper.extract import WHOLE_BUFFER_FORMATS, Record, Rule, make_extractor
 from trio_wrapper.extract.store import ExtractionStore
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.pipeline import LinePipeline
@@ -355,6 +355,7 @@ class Agent:
             {stream: self.files.log(stream) for stream in self._outputs},
             self._deliver,
             max_line_bytes=self._max_line,
+            keep_whole=self.extraction.format in WHOLE_BUFFER_FORMATS,
         )
         try:
             self._set_status(Status.RUNNING)

@@ -139,12 +139,19 @@ def _has_line_over(data: bytes, end: int, limit: int) -> bool:
 class LineSplitter:
     """Incremental splitter: ``feed()`` each chunk, ``flush()`` at end of stream."""
 
-    __slots__ = ("_cut_open", "_max", "_pending")
+    __slots__ = ("_cut_open", "_keep_whole", "_max", "_pending")
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(
+        self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, *, keep_whole: bool = True
+    ) -> None:
+        """``keep_whole``: a plain read's lines are handed as one buffer (:class:`Lines`);
+        for consumers that take every line one by one anyway, False splits at once (a
+        buffer's line count costs more than the split: ``bytes.count`` is slower than
+        ``bytes.split`` for one byte)."""
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self._max = max_line_bytes
+        self._keep_whole = keep_whole
         self._pending = b""
         # True while the line being assembled has already had cap-sized pieces emitted:
         # then an empty remainder is not a line of its own.
@@ -170,7 +177,11 @@ class LineSplitter:
             # The common case: nothing to strip, nothing to cut, and the lines stay one
             # buffer (``Lines``) until something wants them one by one.
             self._pending = data[last + 1 :]
-            return LineBatch(Lines(data, data.count(b"\n"), last))
+            if self._keep_whole:
+                return LineBatch(Lines(data, data.count(b"\n"), last))
+            parts = data.split(b"\n")
+            parts.pop()
+            return LineBatch(parts)
         out: list[bytes] = []
         batch = LineBatch(out)
         parts = data.split(b"\n")

@@ -54,11 +54,14 @@ class LinePipeline:
         deliver: Deliver,
         *,
         max_line_bytes: int,
+        keep_whole: bool = True,
         memory_budget: int = MEMORY_BUDGET,
     ) -> None:
         self._log_paths = log_paths
         self._deliver = deliver
-        self._splitters = {stream: LineSplitter(max_line_bytes) for stream in log_paths}
+        self._splitters = {
+            stream: LineSplitter(max_line_bytes, keep_whole=keep_whole) for stream in log_paths
+        }
         self._budget = memory_budget
         self._queue: deque[_Pending] = deque()
         self._queued_bytes = 0

@@ -38,6 +38,10 @@ from trio_wrapper.extract.text import TextExtractor
 from trio_wrapper.formats import FORMATS
 
 EXTRACTOR_FORMATS: Final = FORMATS
+# Formats whose extractor scans a read's lines as one buffer (or not at all): their
+# lines are best kept whole (``LineSplitter(keep_whole=True)``). The JSON extractors
+# (and ``auto``, which may become one) take the lines one by one.
+WHOLE_BUFFER_FORMATS: Final = frozenset({"text", "aider", "none"})
 
 
 def make_extractor(fmt: str, rules: Sequence[Rule] = ()) -> Extractor:
@@ -65,6 +69,7 @@ __all__ = [
     "EXTRACTOR_FORMATS",
     "MATCHES_KEYS",
     "RECORD_TYPES",
+    "WHOLE_BUFFER_FORMATS",
     "CodeBlock",
     "Error",
     "Extractor",
