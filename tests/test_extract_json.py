@@ -7,8 +7,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tests.helpers import TRANSCRIPTS
 from trio_wrapper.extract import Record, make_extractor, record_type
+from trio_wrapper.extract.jsonl import drop_invalid
 
 
 def run(fmt: str, *objects: Any, stream: str = "stdout") -> list[tuple[Any, ...]]:
@@ -340,3 +344,171 @@ def test_stderr_text_in_json_mode_is_checked_for_errors() -> None:
 def test_gemini_stray_open_brace_does_not_swallow_the_stream() -> None:
     got = run("gemini-stream-json", b"{", {"type": "init", "session_id": "s", "model": "m"})
     assert got == [("session", 2, "session_id", "s"), ("session", 2, "model", "m")]
+
+
+def test_claude_value_of_the_wrong_type_loses_only_that_value() -> None:
+    got = run(
+        "claude-stream-json",
+        {
+            "type": "result",
+            "subtype": "success",
+            "session_id": ["not", "text"],
+            "num_turns": "3",
+            "duration_ms": 12,
+            "usage": {"input_tokens": True, "output_tokens": 7},
+        },
+        {
+            "type": "assistant",
+            "session_id": "s1",
+            "message": {
+                "id": "m",
+                "model": 4,
+                "content": [
+                    "a bare string",
+                    {"type": "text", "text": None},
+                    {"type": "tool_use", "name": "Bash", "input": {"command": "ls"}},
+                ],
+                "usage": {"input_tokens": 5, "output_tokens": "many"},
+            },
+        },
+    )
+    assert got == [
+        ("metric", 1, "duration_ms", 12, "ms"),
+        ("metric", 1, "output_tokens", 7, "tokens"),
+        ("state", 1, "turn_completed", "success"),
+        ("session", 2, "session_id", "s1"),
+        ("tool_call", 2, "Bash", "ls", "started", None),
+        ("metric", 2, "message_input_tokens", 5, "tokens"),
+    ]
+
+
+def test_claude_usage_comes_from_the_first_line_of_a_message_with_token_counts() -> None:
+    def assistant(usage: Any) -> dict[str, Any]:
+        return {"type": "assistant", "message": {"id": "m1", "content": [], "usage": usage}}
+
+    got = run(
+        "claude-stream-json",
+        assistant({"service_tier": "standard"}),
+        assistant({"input_tokens": 3, "output_tokens": 1}),
+        assistant({"input_tokens": 3, "output_tokens": 9}),
+    )
+    assert got == [
+        ("metric", 2, "message_input_tokens", 3, "tokens"),
+        ("metric", 2, "message_output_tokens", 1, "tokens"),
+    ]
+
+
+def test_claude_error_text_is_read_from_raw_json_when_needed() -> None:
+    got = run(
+        "claude-stream-json",
+        {"type": "result", "subtype": "error_during_execution", "result": {"not": "text"}},
+        {"type": "result", "is_error": True, "result": "quota \u00e9puis\u00e9e"},
+        {"type": "result", "is_error": True, "errors": ["a", 1, "b"]},
+        {
+            "type": "user",
+            "message": {
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "is_error": True,
+                        "content": [{"type": "text", "text": "no such file"}, 5],
+                    }
+                ]
+            },
+        },
+    )
+    errors = [row for row in got if row[0] == "error"]
+    assert errors == [
+        ("error", 1, "error_during_execution", "agent"),
+        ("error", 2, "quota \u00e9puis\u00e9e", "agent"),
+        ("error", 3, "a; b", "agent"),
+        ("error", 4, "no such file", "tool"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("message", "left"),
+    [
+        ("Expected `str`, got `int` - at `$.message.content[1].text`", {"type": "x"}),
+        ("Expected `object`, got `str` - at `$.message.content[0]`", None),
+        ("Expected `int | float | null`, got `bool` - at `$.usage.input_tokens`", None),
+    ],
+)
+def test_drop_invalid_removes_the_value_the_error_points_at(
+    message: str, left: dict[str, Any] | None
+) -> None:
+    obj: dict[str, Any] = {
+        "message": {"content": ["bare", {"type": "x", "text": 1}]},
+        "usage": {"input_tokens": True, "output_tokens": 2},
+    }
+    assert drop_invalid(obj, message)
+    if "content[1]" in message:
+        assert obj["message"]["content"][1] == left
+    elif "content[0]" in message:
+        assert obj["message"]["content"] == [{"type": "x", "text": 1}]
+    else:
+        assert obj["usage"] == {"output_tokens": 2}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Expected `object`, got `array`",  # the whole line: nothing to drop
+        "Expected `str`, got `int` - at `$.nowhere.text`",
+        "Expected `str`, got `int` - at `$.message.content[7]`",
+        "Expected `str`, got `int` - at `$`",
+    ],
+)
+def test_drop_invalid_refuses_what_it_cannot_find(message: str) -> None:
+    obj: dict[str, Any] = {"message": {"content": []}}
+    assert not drop_invalid(obj, message)
+    assert obj == {"message": {"content": []}}
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["type", "text", "content", "x"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += _paths(item, (*prefix, index))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_claude_lines_of_any_shape_never_raise(data: st.DataObject) -> None:
+    """Any value anywhere in a real Claude line: records stay well-typed, nothing raises."""
+    objs = [msgspec.json.decode(line) for line in _claude_transcript_lines()]
+    obj = data.draw(st.sampled_from(objs))
+    for _ in range(data.draw(st.integers(1, 4))):
+        paths = _paths(obj)
+        if not paths:
+            break
+        path = data.draw(st.sampled_from(paths))
+        parent = obj
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = data.draw(_JSON_VALUES)
+    rows = run("claude-stream-json", obj, obj)
+    for row in rows:
+        assert all(isinstance(v, str | int | float | type(None)) for v in row)
+        assert row[1] in (1, 2)
+
+
+def _claude_transcript_lines() -> list[bytes]:
+    lines: list[bytes] = []
+    for path in sorted((TRANSCRIPTS / "claude").glob("*.jsonl")):
+        lines += [line for line in path.read_bytes().splitlines() if line.strip()]
+    return lines

@@ -63,7 +63,7 @@ def unwrap_message(message: str) -> str:
     return message
 
 
-class CodexJsonExtractor(JsonLinesExtractor):
+class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
     FORMAT = "codex-json"
 
     def __init__(self, rules: Any = ()) -> None:

@@ -47,7 +47,7 @@ _MAX_DOCUMENT_BYTES: Final = 8 * 1024 * 1024
 _SKIP_STATS: Final = frozenset({"byName", "totalDecisions", "decisions"})
 
 
-class GeminiJsonExtractor(JsonLinesExtractor):
+class GeminiJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
     FORMAT = "gemini-stream-json"
 
     def __init__(self, rules: Any = ()) -> None:

@@ -2,15 +2,21 @@
 
 Each line is decoded on its own with msgspec; anything that is not a JSON object —
 plain text, a truncated line, binary junk — is skipped (stderr lines still get the
-plain error-line check, since CLIs print fatal errors there as text). Handlers read
-fields through the helpers below, which return an empty value for a missing key or
-a value of the wrong type, so format drift never raises.
+plain error-line check, since CLIs print fatal errors there as text).
+
+Two ways to read a line. As a dict (:func:`decode_object`): handlers read fields
+through the helpers below, which return an empty value for a missing key or a value
+of the wrong type. Or as a typed msgspec Struct (:class:`LineDecoder`): only the
+fields the extractor uses are built, the rest is skipped unbuilt, which is several
+times cheaper on long lines; a value of the wrong type is dropped (its field keeps
+its default) by :func:`drop_invalid`. Either way format drift never raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
@@ -23,10 +29,14 @@ from trio_wrapper.extract.rules import Rule
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _BLANK = frozenset(b" \t")
+# A line wrong in more places than this is not worth mending: it yields nothing.
+MAX_REPAIRS = 32
+
+LineT = TypeVar("LineT")
 
 
-def decode_object(raw: bytes) -> dict[str, Any] | None:
-    """The JSON object on this line, or None."""
+def _object_text(raw: bytes) -> bytes | None:
+    """The line if it can be a JSON object (starts with ``{``, blanks aside), else None."""
     head = raw[:1]
     if head != b"{":
         if not head or head[0] not in _BLANK:
@@ -34,6 +44,15 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
         raw = raw.strip()
         if raw[:1] != b"{":
             return None
+    return raw
+
+
+def decode_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object on this line, or None."""
+    text = _object_text(raw)
+    if text is None:
+        return None
+    raw = text
     try:
         obj = _decode(raw)
     except msgspec.DecodeError:
@@ -45,11 +64,94 @@ def decode_object(raw: bytes) -> dict[str, Any] | None:
     return obj if type(obj) is dict else None
 
 
-class JsonLinesExtractor:
+class LineDecoder(Generic[LineT]):
+    """A line as a ``line_type`` Struct, or None when it is not a JSON object.
+
+    The fast path is one typed decode. A line that is JSON but has a value of the
+    wrong type somewhere (a CLI changed a field) takes the slow path: decoded as
+    builtins, the offending values dropped one by one, then decoded again.
+    """
+
+    __slots__ = ("_decode",)
+
+    def __init__(self, line_type: type[LineT]) -> None:
+        self._decode: Callable[[bytes | str], LineT] = msgspec.json.Decoder(line_type).decode
+
+    def __call__(self, raw: bytes) -> LineT | None:
+        text = _object_text(raw)
+        if text is None:
+            return None
+        try:
+            return self._decode(text)
+        except msgspec.ValidationError:
+            return self._mended(text)
+        except msgspec.DecodeError:
+            pass
+        # A JSON line with invalid UTF-8 inside a string is still worth reading.
+        replaced = text.decode("utf-8", "replace").encode()
+        try:
+            return self._decode(replaced)
+        except msgspec.ValidationError:
+            return self._mended(replaced)
+        except msgspec.DecodeError:
+            return None
+
+    def _mended(self, text: bytes) -> LineT | None:
+        obj = decode_object(text)
+        if obj is None:
+            return None
+        for _ in range(MAX_REPAIRS):
+            try:
+                return self._decode(_encode(obj))
+            except msgspec.ValidationError as exc:
+                if not drop_invalid(obj, str(exc)):
+                    return None
+        return None
+
+
+_ERROR_PATH = re.compile(r" - at `\$((?:\.[^.\[`]+|\[\d+\])+)`$")
+_PATH_STEP = re.compile(r"\.([^.\[`]+)|\[(\d+)\]")
+
+
+def drop_invalid(obj: dict[str, Any], message: str) -> bool:
+    """Remove from ``obj`` the value a msgspec ValidationError ``message`` points at
+    (``Expected `str`, got `int` - at `$.message.content[0].text```). False when the
+    message names no removable place (the whole line is of the wrong shape).
+
+    Only the fields a line type declares can be wrong, and their names are plain
+    identifiers, so the path reads unambiguously.
+    """
+    m = _ERROR_PATH.search(message)
+    if m is None:
+        return False
+    steps = [(key, int(index) if index else None) for key, index in _PATH_STEP.findall(m[1])]
+    parent: Any = obj
+    for key, index in steps[:-1]:
+        try:
+            parent = parent[key] if index is None else parent[index]
+        except (KeyError, IndexError, TypeError):
+            return False
+    key, index = steps[-1]
+    try:
+        if index is None:
+            del parent[key]
+        else:
+            del parent[index]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+class JsonLinesExtractor(Generic[LineT]):
     FORMAT: ClassVar[str] = ""
 
-    def __init__(self, rules: Sequence[Rule] = ()) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        decode_line: Callable[[bytes], LineT | None] = decode_object,  # type: ignore[assignment]
+    ) -> None:
         self._rules = tuple(rules)
+        self._decode_line = decode_line
         # True while a subclass collects raw lines itself (a multi-line JSON document).
         self._capturing = False
 
@@ -64,13 +166,14 @@ class JsonLinesExtractor:
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         out: list[Record] = []
         handle = self._handle
+        decode_line = self._decode_line
         line_num = first_line_num
         for raw in lines:
             if self._capturing:
                 self._capture(raw, line_num, out)
                 line_num += 1
                 continue
-            obj = decode_object(raw)
+            obj = decode_line(raw)
             if obj is not None:
                 mark = len(out)
                 try:
@@ -89,12 +192,12 @@ class JsonLinesExtractor:
     def finish(self) -> list[Record]:
         return []
 
-    def _handle(self, obj: dict[str, Any], line_num: int, out: list[Record]) -> None:
+    def _handle(self, obj: LineT, line_num: int, out: list[Record]) -> None:
         raise NotImplementedError
 
     def _feed_one(self, raw: bytes, line_num: int, stream: str, out: list[Record]) -> None:
         """One line, outside the fast loop of :meth:`feed`."""
-        obj = decode_object(raw)
+        obj = self._decode_line(raw)
         if obj is None:
             if raw:
                 self._other(raw, line_num, stream, out)
