@@ -21,7 +21,7 @@ import fcntl
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -74,8 +74,11 @@ class AgentObserver(Protocol):
 
     def on_removed(self, agent: Agent) -> None: ...
 
-    def on_records(self, agent: Agent, records: list[Record]) -> None:
-        """Extraction records, right after the ``on_lines`` of the lines they came from."""
+    def on_records(
+        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
+    ) -> None:
+        """Extraction records, right after the ``on_lines`` of the lines they came from,
+        with how many there are of each type (already counted by the store)."""
         ...
 
 
@@ -474,15 +477,17 @@ class Agent:
         self.stats[stream_name].lines += count
         for observer in self._observers:
             observer.on_lines(self, stream_name, first, batch)
-        self._publish_records(self.extraction.feed(batch.lines, first, stream_name))
+        records = self.extraction.feed(batch.lines, first, stream_name)
+        self._publish_records(records, self.extraction.last_counts)
 
     def _finish_extraction(self) -> None:
         """End of output: what the extractor still held (an open block, a pending reply)."""
         if not self._extraction_finished:
             self._extraction_finished = True
-            self._publish_records(self.extraction.finish())
+            records = self.extraction.finish()
+            self._publish_records(records, self.extraction.last_counts)
 
-    def _publish_records(self, records: list[Record]) -> None:
+    def _publish_records(self, records: list[Record], counts: Mapping[str, int]) -> None:
         if not records:
             return
         if self._events_fd is not None:
@@ -498,7 +503,7 @@ class Agent:
             except OSError as exc:
                 self.problem = f"cannot write events file: {exc.strerror}"
         for observer in self._observers:
-            observer.on_records(self, records)
+            observer.on_records(self, records, counts)
 
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None

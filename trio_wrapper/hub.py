@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -292,7 +292,9 @@ class Hub:
         if events:
             self._deliver(channel, Run.of_events(events))
 
-    def on_records(self, agent: Agent, records: list[Record]) -> None:
+    def on_records(
+        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
+    ) -> None:
         channel = self._channel(agent.name)
         count = len(records)
         run = Run.of_records(agent.name, channel.next_seq, self.next_global_seq, records)

@@ -8,7 +8,8 @@ themselves are kept only as the most recent ``keep`` of each type, and never mor
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import compress
 from typing import Any
 
 import msgspec
@@ -41,7 +42,16 @@ _LONG_TEXT = frozenset({"prompt", "response", "code_block"})
 
 
 class ExtractionStore:
-    __slots__ = ("_bytes", "_extractor", "_keep", "_keep_bytes", "_recent", "counts", "total")
+    __slots__ = (
+        "_bytes",
+        "_extractor",
+        "_keep",
+        "_keep_bytes",
+        "_recent",
+        "counts",
+        "last_counts",
+        "total",
+    )
 
     def __init__(
         self, extractor: Extractor, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES
@@ -53,6 +63,8 @@ class ExtractionStore:
         self._bytes: dict[str, int] = {}
         self.counts: dict[str, int] = {}
         self.total = 0
+        # The count of each type in what the last feed/finish returned (for observers).
+        self.last_counts: dict[str, int] = {}
 
     @property
     def format(self) -> str:
@@ -64,37 +76,50 @@ class ExtractionStore:
 
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         records = self._extractor.feed(lines, first_line_num, stream)
-        if records:
-            self._add(records)
+        self.last_counts = self._add(records) if records else {}
         return records
 
     def finish(self) -> list[Record]:
         records = self._extractor.finish()
-        if records:
-            self._add(records)
+        self.last_counts = self._add(records) if records else {}
         return records
 
-    def _add(self, records: list[Record]) -> None:
-        counts = self.counts
+    def _add(self, records: list[Record]) -> dict[str, int]:
+        """Count a batch and keep its records; returns the batch's count of each type.
+
+        A batch can hold tens of thousands of records (a flood of result lines), so the
+        work per record stays in C: one pass to name each record's type, then for each
+        type present one ``compress`` pass that picks its records out for the deque.
+        Only records with long text are looked at one by one (for the byte bound).
+        """
         kinds = list(map(KIND_OF.__getitem__, map(type, records)))
-        for kind, count in Counter(kinds).items():
-            counts[kind] = counts.get(kind, 0) + count
-            if kind not in self._recent:
-                self._recent[kind] = deque(maxlen=self._keep)
+        batch_counts = Counter(kinds)
+        counts = self.counts
         recent_by_kind = self._recent
-        for kind, record in zip(kinds, records, strict=True):
-            recent = recent_by_kind[kind]
+        single = len(batch_counts) == 1
+        for kind, count in batch_counts.items():
+            counts[kind] = counts.get(kind, 0) + count
+            recent = recent_by_kind.get(kind)
+            if recent is None:
+                recent = recent_by_kind[kind] = deque(maxlen=self._keep)
+            mine = records if single else compress(records, map(kind.__eq__, kinds))
             if kind in _LONG_TEXT:
-                size = self._bytes.get(kind, 0) + _text_size(record)
-                if len(recent) == self._keep:
-                    size -= _text_size(recent[0])  # about to fall off the full deque
-                recent.append(record)
-                while len(recent) > 1 and size > self._keep_bytes:
-                    size -= _text_size(recent.popleft())
-                self._bytes[kind] = size
+                self._add_long(kind, recent, mine)
             else:
-                recent.append(record)
+                recent.extend(mine)
         self.total += len(records)
+        return batch_counts
+
+    def _add_long(self, kind: str, recent: deque[Record], records: Iterable[Record]) -> None:
+        size = self._bytes.get(kind, 0)
+        for record in records:
+            size += _text_size(record)
+            if len(recent) == self._keep:
+                size -= _text_size(recent[0])  # about to fall off the full deque
+            recent.append(record)
+            while len(recent) > 1 and size > self._keep_bytes:
+                size -= _text_size(recent.popleft())
+        self._bytes[kind] = size
 
     def matches(self, limit: int) -> dict[str, list[dict[str, Any]]]:
         """The most recent ``limit`` records of each kind, oldest first, as JSON objects."""

@@ -25,7 +25,6 @@ from typing import Protocol
 
 from trio_wrapper.agent import Agent
 from trio_wrapper.extract import Record
-from trio_wrapper.extract.records import KIND_OF
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
 from trio_wrapper.metrics.snapshot import (
@@ -96,8 +95,10 @@ class MetricsModel:
         # counters keep what it contributed.
         pass
 
-    def on_records(self, agent: Agent, records: list[Record]) -> None:
-        self.on_extractions(agent, Counter(map(KIND_OF.__getitem__, map(type, records))))
+    def on_records(
+        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
+    ) -> None:
+        self.on_extractions(agent, counts_by_type)
 
     def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:
         """The daemon-wide counts of what an agent's extractor just found. (Per-agent
