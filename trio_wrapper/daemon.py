@@ -24,6 +24,7 @@ from trio_wrapper.app import create_app, hub_limits
 from trio_wrapper.config import Config
 from trio_wrapper.connections import abort_server_connections
 from trio_wrapper.extract import Rule
+from trio_wrapper.heap import keep_freed_heap
 from trio_wrapper.hub import Hub
 from trio_wrapper.sse_http import TRANSPORT_PEER
 from trio_wrapper.supervisor import Supervisor
@@ -74,6 +75,7 @@ def served_app(app: Any, config: Config) -> Any:
 async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
+    keep_freed_heap()
     hub = Hub(hub_limits(config))
     supervisor = Supervisor(config, observers=[hub], rules=rules)
     asgi = served_app(create_app(config, supervisor, hub), config)
