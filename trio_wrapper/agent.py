@@ -494,12 +494,13 @@ class Agent:
             # One JSON object a line: the record with its timestamp in front. Records are
             # tagged structs, so every line starts with '{"type":' (and no JSON string
             # holds a raw newline): the timestamp goes in front of each by one replace,
-            # then in front of the first. Two copies of the batch in all.
+            # then in front of the first. Two copies of the batch in all (the encoding and
+            # the replace); the first stamp is written on its own rather than joined.
             stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
             encoded = _event_encoder.encode_lines(records)
-            data = stamp + memoryview(encoded.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
+            stamped = memoryview(encoded.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
             try:
-                write_all(self._events_fd, data)
+                write_all(self._events_fd, stamp, stamped)
             except OSError as exc:
                 self.problem = f"cannot write events file: {exc.strerror}"
         for observer in self._observers:

@@ -73,11 +73,13 @@ def open_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def write_all(fd: int, *parts: bytes | memoryview) -> None:
+    """Write every part, in order, however many short writes that takes."""
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
 
 
 def load_history(logs_dir: Path) -> list[tuple[RunFiles, dict[str, Any]]]:
