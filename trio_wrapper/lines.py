@@ -119,7 +119,7 @@ class LineBatch:
 
 
 def _has_line_over(data: bytes, end: int, limit: int) -> bool:
-    """Whether a line of ``data[:end]`` (lines ended by ``\n``) is longer than ``limit``.
+    """Whether a line of ``data[:end]`` (lines ended by ``\\n``) is longer than ``limit``.
 
     Such a line holds at least ``limit + 1`` consecutive positions, so one of them is a
     multiple of ``limit``: only the lines through those positions are measured.
@@ -174,8 +174,9 @@ class LineSplitter:
             and b"\r" not in data
             and not _has_line_over(data, last, limit)
         ):
-            # The common case: nothing to strip, nothing to cut, and the lines stay one
-            # buffer (``Lines``) until something wants them one by one.
+            # The common case: nothing to strip, nothing to cut. The lines stay one buffer
+            # (``Lines``) until something wants them one by one, or for consumers that
+            # take them one by one anyway, are split here at once.
             self._pending = data[last + 1 :]
             if self._keep_whole:
                 return LineBatch(Lines(data, data.count(b"\n"), last))

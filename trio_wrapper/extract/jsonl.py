@@ -22,7 +22,6 @@ import msgspec
 
 from trio_wrapper.extract.base import decode_batch, error_line, with_rules
 from trio_wrapper.extract.fences import code_blocks_in
-from trio_wrapper.extract.numbers import json_number
 from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
 from trio_wrapper.extract.rules import Rule
 
@@ -262,14 +261,11 @@ def response_records(text: str, line_num: int, out: list[Record]) -> None:
 
 
 def add_metric(out: list[Record], line_num: int, key: str, value: object, unit: str) -> None:
+    """A metric for a JSON number; anything else (a bool, a string, null, NaN) is skipped.
+    Exact types, as a JSON decoder gives them: ``type(True)`` is bool, not int."""
     kind = type(value)
-    if kind is int or kind is float:  # the usual case, without a call
-        if value == value:  # not NaN
-            out.append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
-        return
-    number = json_number(value)
-    if number is not None:
-        out.append(Metric(line_num, key, number, unit))
+    if (kind is int or kind is float) and value == value:
+        out.append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
 
 
 def unit_for(key: str) -> str:

@@ -24,14 +24,3 @@ def parse_number(text: str) -> int | float | None:
         value = float(digits) * scale
         return int(value) if suffix and value.is_integer() else value
     return int(digits) * scale
-
-
-def json_number(value: object) -> int | float | None:
-    """A JSON value usable as a metric: int or float, never bool (a JSON ``true`` is
-    not a count of anything), never NaN."""
-    # Exact types, as a JSON decoder gives them; type(True) is bool, not int.
-    if type(value) is int:
-        return value
-    if type(value) is float and value == value:
-        return value
-    return None
