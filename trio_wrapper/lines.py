@@ -47,6 +47,13 @@ class Lines(Sequence[bytes]):
         data, end = self._data, self._end
         return data if end == len(data) else data[:end]
 
+    def view(self) -> bytes | memoryview:
+        """The lines joined by ``\\n``, without a copy while they are still one buffer."""
+        if self._list is not None:
+            return b"\n".join(self._list)
+        data, end = self._data, self._end
+        return data if end == len(data) else memoryview(data)[:end]
+
     def after_newline(self) -> bytes:
         """``b"\\n" + self.text``, in one copy."""
         if self._list is not None:
@@ -93,6 +100,11 @@ class Lines(Sequence[bytes]):
 def joined(lines: Sequence[bytes]) -> bytes:
     """The lines joined by ``\\n``: a :class:`Lines` already is."""
     return lines.text if type(lines) is Lines else b"\n".join(lines)
+
+
+def joined_view(lines: Sequence[bytes]) -> bytes | memoryview:
+    """The lines joined by ``\\n``, as a view of a :class:`Lines` buffer where possible."""
+    return lines.view() if type(lines) is Lines else b"\n".join(lines)
 
 
 def after_newline(lines: Sequence[bytes]) -> bytes:

@@ -24,6 +24,7 @@ from trio_wrapper.extract.base import decode_batch, error_line, with_rules
 from trio_wrapper.extract.fences import code_blocks_in
 from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
 from trio_wrapper.extract.rules import Rule
+from trio_wrapper.lines import Lines
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -71,10 +72,24 @@ class LineDecoder(Generic[LineT]):
     builtins, the offending values dropped one by one, then decoded again.
     """
 
-    __slots__ = ("_decode",)
+    __slots__ = ("_decode", "_decode_lines")
 
     def __init__(self, line_type: type[LineT]) -> None:
-        self._decode: Callable[[bytes | str], LineT] = msgspec.json.Decoder(line_type).decode
+        decoder = msgspec.json.Decoder(line_type)
+        self._decode: Callable[[bytes | str], LineT] = decoder.decode
+        self._decode_lines: Callable[[bytes | memoryview], list[LineT]] = decoder.decode_lines
+
+    def decode_all(self, lines: Sequence[bytes]) -> list[LineT] | None:
+        """Every line of a batch still kept whole (:class:`Lines`) in one call, without
+        splitting it; None when that is not the whole story (a line that is not a JSON
+        object, or is blank, or needs mending): then the lines go one by one."""
+        if type(lines) is not Lines:
+            return None
+        try:
+            decoded = self._decode_lines(lines.view())
+        except msgspec.DecodeError:  # ValidationError included
+            return None
+        return decoded if len(decoded) == len(lines) else None
 
     def __call__(self, raw: bytes) -> LineT | None:
         text = _object_text(raw)
@@ -151,6 +166,10 @@ class JsonLinesExtractor(Generic[LineT]):
     ) -> None:
         self._rules = tuple(rules)
         self._decode_line = decode_line
+        # A decoder of whole batches (``LineDecoder.decode_all``), where there is one.
+        self._decode_all: Callable[[Sequence[bytes]], list[LineT] | None] | None = getattr(
+            decode_line, "decode_all", None
+        )
         # True while a subclass collects raw lines itself (a multi-line JSON document).
         self._capturing = False
 
@@ -165,6 +184,19 @@ class JsonLinesExtractor(Generic[LineT]):
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         out: list[Record] = []
         handle = self._handle
+        decode_all = self._decode_all
+        if decode_all is not None and not self._capturing:
+            decoded = decode_all(lines)
+            if decoded is not None:
+                for line_num, line in enumerate(decoded, first_line_num):
+                    mark = len(out)
+                    try:
+                        handle(line, line_num, out)
+                    except Exception:
+                        del out[mark:]  # as below
+                if self._rules:
+                    out = with_rules(out, self._rules, decode_batch(lines), first_line_num)
+                return out
         decode_line = self._decode_line
         line_num = first_line_num
         for raw in lines:
