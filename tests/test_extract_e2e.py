@@ -11,13 +11,20 @@ import msgspec
 import pytest
 import trio
 
-from tests.helpers import PY, TRANSCRIPTS, wait_for
+from tests.helpers import PY, TRANSCRIPTS, make_config, wait_for
 from tests.test_extract_transcripts import FORMATS, extract, lines_of
 from trio_wrapper.agent import Agent, AgentSpec
 from trio_wrapper.app import create_app
 from trio_wrapper.config import Config
 from trio_wrapper.extract import MATCHES_KEYS, RECORD_TYPES
 from trio_wrapper.supervisor import Supervisor
+
+
+@pytest.fixture(params=[True, False], ids=["worker", "in-daemon"])
+def config(tmp_path: Path, request: pytest.FixtureRequest) -> Config:
+    """Every test here twice: extraction in the worker process, and in the daemon."""
+    return make_config(tmp_path, extraction={"worker": request.param})
+
 
 # A child that writes its file one byte at a time, flushing each: the worst chunking.
 BYTEWISE = [

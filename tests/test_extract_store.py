@@ -1,9 +1,8 @@
-"""The extraction store: exact counts, bounded recent records."""
+"""The extraction store: exact counts, bounded recent records (kept as their JSON)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 
 import msgspec
 from hypothesis import given
@@ -20,31 +19,39 @@ from trio_wrapper.extract import (
     Session,
     record_type,
 )
+from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
 
 
-class Scripted:
-    """An extractor that returns what the test says."""
+def add(store: ExtractionStore, records: list[Record]) -> None:
+    found = Found.of(records)
+    store.add(found, found.counts())
 
-    def __init__(self, batches: list[list[Record]]) -> None:
-        self._batches = batches
 
-    format = "text"
-    in_code_block = False
-
-    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
-        return self._batches.pop(0)
-
-    def finish(self) -> list[Record]:
-        return []
+def test_found_encodes_records_and_their_types() -> None:
+    records: list[Record] = [Session(1, "model", "o3"), Metric(2, "cost", 0.5, "usd")]
+    found = Found.of(records)
+    assert found.lines() == [
+        b'{"type":"session","line_num":1,"key":"model","value":"o3"}',
+        b'{"type":"metric","line_num":2,"key":"cost","value":0.5,"unit":"usd"}',
+    ]
+    assert found.counts() == {"session": 1, "metric": 1}
+    assert len(found) == 2
+    assert not Found.of([])
+    both = found + Found.of([Error(3, "boom\nagain", "agent")])
+    assert both.counts() == {"session": 1, "metric": 1, "error": 1}
+    assert (
+        both.lines()[2]
+        == b'{"type":"error","line_num":3,"message":"boom\\nagain","source":"agent"}'
+    )
 
 
 def test_counts_stay_exact_while_records_are_bounded() -> None:
     metrics: list[Record] = [Metric(i, "tokens", i, "tokens") for i in range(1, 26)]
     session: list[Record] = [Session(1, "model", "o3")]
-    store = ExtractionStore(Scripted([session + metrics[:10], metrics[10:]]), keep=5)
-    store.feed([b""], 1, "stdout")
-    store.feed([b""], 11, "stdout")
+    store = ExtractionStore("text", keep=5)
+    add(store, session + metrics[:10])
+    add(store, metrics[10:])
     assert store.counts == {"session": 1, "metric": 25}
     assert store.total == 26
     matches = store.matches(100)
@@ -56,33 +63,32 @@ def test_counts_stay_exact_while_records_are_bounded() -> None:
 
 def test_long_text_is_bounded_by_bytes_too() -> None:
     replies: list[Record] = [Response(i, "x" * 1000) for i in range(1, 11)]
-    store = ExtractionStore(Scripted([replies]), keep=100, keep_bytes=3500)
-    store.feed([b""], 1, "stdout")
+    size = len(msgspec.json.encode(replies[0]))  # each reply's JSON: the same length
+    store = ExtractionStore("text", keep=100, keep_bytes=3 * size + size // 2)
+    add(store, replies)
     kept = store.matches(100)["responses"]
-    assert [m["line_num"] for m in kept] == [8, 9, 10]  # 3 x 1000 chars fit in 3500
+    assert [m["line_num"] for m in kept] == [8, 9, 10]  # 3 of them fit
     assert store.counts == {"response": 10}
-
-
-def _text_size(record: Record) -> int:
-    if isinstance(record, Response | Prompt):
-        return len(record.text)
-    return len(record.content) if isinstance(record, CodeBlock) else 0
 
 
 class Reference:
     """The store's contract, one record at a time: the last ``keep`` of each type, and
-    for text types no more than ``keep_bytes`` of text (but always the newest one)."""
+    for text types no more than ``keep_bytes`` of JSON (but always the newest one)."""
 
     def __init__(self, keep: int, keep_bytes: int) -> None:
         self.keep, self.keep_bytes = keep, keep_bytes
         self.kept: dict[str, list[Record]] = {}
 
     def add(self, record: Record) -> None:
-        kept = self.kept.setdefault(record_type(record), [])
+        kind = record_type(record)
+        kept = self.kept.setdefault(kind, [])
         kept.append(record)
         del kept[: max(0, len(kept) - self.keep)]
-        while len(kept) > 1 and sum(map(_text_size, kept)) > self.keep_bytes:
-            del kept[0]
+        if kind in ("prompt", "response", "code_block"):
+            while (
+                len(kept) > 1 and sum(len(msgspec.json.encode(r)) for r in kept) > self.keep_bytes
+            ):
+                del kept[0]
 
 
 _RECORDS = st.one_of(
@@ -98,16 +104,16 @@ _RECORDS = st.one_of(
 @given(
     batches=st.lists(st.lists(_RECORDS, max_size=12), max_size=8),
     keep=st.integers(1, 6),
-    keep_bytes=st.integers(1, 60),
+    keep_bytes=st.integers(1, 200),
 )
 def test_batches_keep_what_one_record_at_a_time_would(
     batches: list[list[Record]], keep: int, keep_bytes: int
 ) -> None:
-    store = ExtractionStore(Scripted([list(b) for b in batches]), keep=keep, keep_bytes=keep_bytes)
+    store = ExtractionStore("text", keep=keep, keep_bytes=keep_bytes)
     reference = Reference(keep, keep_bytes)
     for batch in batches:
-        store.feed([b""], 1, "stdout")
-        assert store.last_counts == dict(Counter(map(record_type, batch)))
+        assert Found.of(batch).counts() == dict(Counter(map(record_type, batch)))
+        add(store, batch)
         for record in batch:
             reference.add(record)
     matches = store.matches(keep)

@@ -424,6 +424,7 @@ def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
 
 def test_run_wire_is_the_events_wires_joined() -> None:
     from trio_wrapper.extract import Metric, Session
+    from trio_wrapper.extract.found import Found
 
     lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
     run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
@@ -431,7 +432,7 @@ def test_run_wire_is_the_events_wires_joined() -> None:
     twin.created = run.created
     assert run.wire() == b"".join(e.wire() for e in twin.events())
     assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
-    records = [Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")]
+    records = Found.of([Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")])
     run = Run.of_records("a-1", 1, 9, records)
     twin = Run.of_records("a-1", 1, 9, records)
     twin.created = run.created

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import signal
 import time
@@ -29,10 +28,13 @@ from typing import Any, Protocol
 import msgspec
 import trio
 
-from trio_wrapper.extract import WHOLE_BUFFER_FORMATS, Record, Rule, make_extractor
+from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
+from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
+from trio_wrapper.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.pipeline import LinePipeline
+from trio_wrapper.pipes import grow_pipe
 from trio_wrapper.runfiles import RunFiles, open_append, write_all
 from trio_wrapper.status import Status, check_transition, status_after_exit
 from trio_wrapper.timefmt import go_duration, now_local, rfc3339
@@ -40,23 +42,19 @@ from trio_wrapper.timefmt import go_duration, now_local, rfc3339
 # After the main process exits, output still in the pipes is read before the final
 # status is set; a grandchild holding the pipes open does not hold the status back longer.
 EXIT_DRAIN_SECONDS = 1.0
+# After end of output, how long the extraction worker gets to answer the last batches
+# before they are extracted in the daemon instead.
+EXTRACTION_FINISH_SECONDS = 30.0
 # After a stop has killed the group, readers get this long to reach EOF before being cancelled
 # (a grandchild that left the group with setsid() can hold the pipes forever).
 STOP_DRAIN_SECONDS = 0.5
 
 # A reader lets other tasks run after this many bytes even if its pipe never runs dry.
 READER_TURN_BYTES = 1024 * 1024
-# A bigger pipe buffer lets a fast child write more before it waits for us.
-PIPE_BYTES = 1024 * 1024
 
 _event_encoder = msgspec.json.Encoder()
 _RECORD_START = b'\n{"type":'  # how every encoded record but the first begins
 _TYPE_LEN = len(b'{"type":')
-
-
-def _grow_pipe(fd: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not a pipe (PTY), or over the limit
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 class AgentObserver(Protocol):
@@ -74,11 +72,10 @@ class AgentObserver(Protocol):
 
     def on_removed(self, agent: Agent) -> None: ...
 
-    def on_records(
-        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
-    ) -> None:
-        """Extraction records, right after the ``on_lines`` of the lines they came from,
-        with how many there are of each type (already counted by the store)."""
+    def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
+        """Extraction records as JSON lines, in line order, with how many there are of
+        each type. They follow the ``on_lines`` of the lines they came from: at once when
+        extraction runs in the daemon, a moment later when the worker does it."""
         ...
 
 
@@ -114,6 +111,7 @@ class Agent:
         read_chunk_bytes: int = 64 * 1024,
         stop_grace_seconds: float = 10.0,
         rules: Sequence[Rule] = (),
+        worker: ExtractionWorker | None = None,
     ) -> None:
         self.spec = spec
         self.files = files
@@ -132,12 +130,12 @@ class Agent:
         self._chunk = read_chunk_bytes
         self._stop_grace = stop_grace_seconds
         self._pipeline: LinePipeline | None = None
-        try:
-            extractor = make_extractor(spec.format, rules)
-        except ValueError:  # a past run's meta naming a format this version lacks
-            extractor = make_extractor("none")
-        self.extraction = ExtractionStore(extractor)
-        self._extraction_finished = False
+        # A past run's meta may name a format this version lacks.
+        fmt = spec.format if spec.format in EXTRACTOR_FORMATS else "none"
+        self.extraction = ExtractionStore(fmt)
+        self._rules = rules
+        self._worker = worker
+        self._extracting: ExtractionSide | None = None
         self._started_mono = time.monotonic()
         self._ended_mono: float | None = None
         self._process: trio.Process | None = None
@@ -354,11 +352,18 @@ class Agent:
     async def run(self) -> None:
         assert self._process is not None, "attach() a process first"
         process = self._process
+        fmt = self.extraction.format
+        if self._worker is not None and fmt != "none":
+            extracting = self._worker.open(fmt, self.extraction, self._publish)
+        else:
+            extracting = local_extraction(fmt, self._rules, self.extraction, self._publish)
+        self._extracting = extracting
         pipeline = self._pipeline = LinePipeline(
             {stream: self.files.log(stream) for stream in self._outputs},
             self._deliver,
             max_line_bytes=self._max_line,
-            keep_whole=self.extraction.format in WHOLE_BUFFER_FORMATS,
+            keep_whole=extracting.keep_whole,
+            ready=extracting.wait_room,
         )
         try:
             self._set_status(Status.RUNNING)
@@ -383,11 +388,13 @@ class Agent:
                             await pipeline.done.wait()
                         await pipeline.wait_idle()
                         if pipeline.done.is_set():
-                            self._finish_extraction()
+                            with trio.move_on_after(EXTRACTION_FINISH_SECONDS):
+                                await extracting.finish()
                         self._finish()
         finally:
             if pipeline.done.is_set():
-                self._finish_extraction()
+                # Whatever the worker had not answered yet is extracted here, now.
+                extracting.finish_now()
             with trio.CancelScope(shield=True):
                 await self._release()
             if not self.status.is_terminal:
@@ -432,7 +439,7 @@ class Agent:
         """Pipe → log file, nothing else: line work happens behind, in the pipeline."""
         assert isinstance(stream, trio.lowlevel.FdStream)
         fd = stream.fileno()
-        _grow_pipe(fd)
+        grow_pipe(fd)
         stats = self.stats[stream_name]
         log_fd = self._log_fds[stream_name]
         chunk_size = self._chunk
@@ -477,34 +484,28 @@ class Agent:
         self.stats[stream_name].lines += count
         for observer in self._observers:
             observer.on_lines(self, stream_name, first, batch)
-        records = self.extraction.feed(batch.lines, first, stream_name)
-        self._publish_records(records, self.extraction.last_counts)
+        assert self._extracting is not None
+        self._extracting.feed(batch.lines, first, stream_name)
 
-    def _finish_extraction(self) -> None:
-        """End of output: what the extractor still held (an open block, a pending reply)."""
-        if not self._extraction_finished:
-            self._extraction_finished = True
-            records = self.extraction.finish()
-            self._publish_records(records, self.extraction.last_counts)
-
-    def _publish_records(self, records: list[Record], counts: Mapping[str, int]) -> None:
-        if not records:
+    def _publish(self, found: Found) -> None:
+        """What extraction found, in line order: to the events file, the store, observers."""
+        if not found:
             return
         if self._events_fd is not None:
             # One JSON object a line: the record with its timestamp in front. Records are
             # tagged structs, so every line starts with '{"type":' (and no JSON string
             # holds a raw newline): the timestamp goes in front of each by one replace,
-            # then in front of the first. Two copies of the batch in all (the encoding and
-            # the replace); the first stamp is written on its own rather than joined.
+            # then in front of the first, which is written on its own.
             stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
-            encoded = _event_encoder.encode_lines(records)
-            stamped = memoryview(encoded.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
+            stamped = memoryview(found.data.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
             try:
                 write_all(self._events_fd, stamp, stamped)
             except OSError as exc:
                 self.problem = f"cannot write events file: {exc.strerror}"
+        counts = found.counts()
+        self.extraction.add(found, counts)
         for observer in self._observers:
-            observer.on_records(self, records, counts)
+            observer.on_records(self, found, counts)
 
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None

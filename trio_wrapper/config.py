@@ -88,6 +88,8 @@ DEFAULT_PATTERNS_FILE = "conf/patterns.toml"
 
 class ExtractionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     patterns_file: str = DEFAULT_PATTERNS_FILE
+    # Extract in a worker process (another core) rather than in the daemon itself.
+    worker: bool = True
 
 
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

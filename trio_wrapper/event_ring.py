@@ -14,9 +14,11 @@ from collections.abc import Sequence
 
 import msgspec
 
+from trio_wrapper.extract.found import Found
 from trio_wrapper.sse_wire import Event, stamp
 
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class Run:
@@ -49,7 +51,7 @@ class Run:
         lines: Sequence[bytes] | None = None,
         stream: str = "",
         line_num: int = 0,
-        records: Sequence[msgspec.Struct] | None = None,
+        records: Found | None = None,
         events: list[Event] | None = None,
     ) -> None:
         self.agent = agent
@@ -72,8 +74,9 @@ class Run:
         return cls(agent, seq, gseq, len(lines), lines=lines, stream=stream, line_num=line_num)
 
     @classmethod
-    def of_records(cls, agent: str, seq: int, gseq: int, records: Sequence[msgspec.Struct]) -> Run:
-        """Extraction records: each one's JSON is exactly the event's ``data`` object."""
+    def of_records(cls, agent: str, seq: int, gseq: int, records: Found) -> Run:
+        """Extraction records, as JSON lines: each is exactly the event's ``data`` object.
+        They are split only if someone streams or replays them."""
         return cls(agent, seq, gseq, len(records), records=records)
 
     @classmethod
@@ -97,10 +100,10 @@ class Run:
                         seq + i,
                         gseq + i,
                         "extraction",
-                        msgspec.to_builtins(r),
+                        _decode(r),
                         created=created,
                     )
-                    for i, r in enumerate(self._records)
+                    for i, r in enumerate(self._records.lines())
                 ]
             else:
                 stream, line_num = self.stream, self.line_num
@@ -166,8 +169,8 @@ class Run:
         head = self._head("extraction")
         first_id = self.gseq if use_global else self.seq
         return b"".join(
-            b"id: %d%s%s}\n\n" % (first_id + i, head, _encode(record))
-            for i, record in enumerate(self._records or ())
+            b"id: %d%s%s}\n\n" % (first_id + i, head, record)
+            for i, record in enumerate(self._records.lines() if self._records else ())
         )
 
     def first_id(self, use_global: bool) -> int:

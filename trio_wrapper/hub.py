@@ -24,7 +24,7 @@ import trio
 from trio_wrapper.connections import abort_connection
 from trio_wrapper.errors import ApiError
 from trio_wrapper.event_ring import EventRing, Run
-from trio_wrapper.extract import Record
+from trio_wrapper.extract.found import Found
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.sse_wire import Event
@@ -292,12 +292,10 @@ class Hub:
         if events:
             self._deliver(channel, Run.of_events(events))
 
-    def on_records(
-        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
-    ) -> None:
+    def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
         channel = self._channel(agent.name)
-        count = len(records)
-        run = Run.of_records(agent.name, channel.next_seq, self.next_global_seq, records)
+        count = len(found)
+        run = Run.of_records(agent.name, channel.next_seq, self.next_global_seq, found)
         channel.next_seq += count
         self.next_global_seq += count
         self.events_total += count

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
@@ -30,6 +30,7 @@ READ_BACK = 1024 * 1024  # bytes read back from a log file at a time
 MAX_DEFER_SECONDS = 0.01
 
 Deliver = Callable[[str, LineBatch], None]
+Ready = Callable[[], Awaitable[None]]
 
 
 class _Pending:
@@ -56,9 +57,14 @@ class LinePipeline:
         max_line_bytes: int,
         keep_whole: bool = True,
         memory_budget: int = MEMORY_BUDGET,
+        ready: Ready | None = None,
     ) -> None:
+        """``ready``: awaited before each piece of line work, so a consumer that cannot
+        take more yet (the extraction worker is behind) holds the line work back; the
+        readers never wait, and what they read meanwhile waits in the log file."""
         self._log_paths = log_paths
         self._deliver = deliver
+        self._ready = ready
         self._splitters = {
             stream: LineSplitter(max_line_bytes, keep_whole=keep_whole) for stream in log_paths
         }
@@ -124,7 +130,11 @@ class LinePipeline:
                         while self._busy:
                             await self._wakeup.wait()
                             self._wakeup = trio.Event()
+                if self._ready is not None:
+                    await self._ready()
                 self._step()
+                if not self._open_streams:
+                    break  # ``done`` is set before anyone waiting for idle wakes
                 if not self._queue:
                     self._idle.set()
                     self._idle = trio.Event()

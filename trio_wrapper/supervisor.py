@@ -22,6 +22,7 @@ from trio_wrapper.agent import Agent, AgentObserver, AgentSpec
 from trio_wrapper.config import Config
 from trio_wrapper.errors import ApiError, agent_not_found
 from trio_wrapper.extract import Rule
+from trio_wrapper.extraction import ExtractionWorker
 from trio_wrapper.runfiles import RunFiles, load_history
 from trio_wrapper.status import Status
 from trio_wrapper.timefmt import now_local, rfc3339
@@ -56,6 +57,7 @@ class Supervisor:
         self._nursery: trio.Nursery | None = None
         self._closing = False
         self._closed = trio.Event()
+        self.extraction_worker = ExtractionWorker(self.rules) if config.extraction.worker else None
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -67,6 +69,9 @@ class Supervisor:
             self.agents.setdefault(agent.name, agent)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.extraction_worker is not None:
+                # Started in the background: runs opened before it is up queue their lines.
+                nursery.start_soon(self.extraction_worker.run)
             task_status.started()
             await self._closed.wait()
             nursery.cancel_scope.cancel()
@@ -137,6 +142,7 @@ class Supervisor:
                     read_chunk_bytes=self.config.limits.read_chunk_bytes,
                     stop_grace_seconds=self.config.agents.stop_grace_seconds,
                     rules=self.rules,
+                    worker=self.extraction_worker,
                 )
                 agent.started_at = started
                 agent.attach(process, master)

@@ -1,133 +1,148 @@
 """One run's extraction results: exact counts, and a bounded window of recent records.
 
-Counts (``matches_by_type``, ``total_matches``) are exact for the whole run. The records
-themselves are kept only as the most recent ``keep`` of each type, and never more than
-``keep_bytes`` of text per type (a long run's responses could otherwise hold gigabytes).
+Counts (``matches_by_type``, ``total_matches``) are exact for the whole run. Records are
+kept as the JSON they arrive in (:class:`Found`), in chunks of one type: the records of
+that type from one batch. A flood of metrics is therefore a few appends per batch, not
+one per record. Chunks are dropped from the old end once the newer ones cover the
+window: the most recent ``keep`` of each type, and for the types with long text no more
+than ``keep_bytes`` of JSON (a long run's responses could otherwise hold gigabytes), but
+always the newest one. :meth:`matches` cuts the answer to that window exactly; between
+answers at most one chunk per type beyond it is held.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections import deque
 from itertools import compress
 from typing import Any
 
 import msgspec
 
-from trio_wrapper.extract.base import Extractor
-from trio_wrapper.extract.records import (
-    KIND_OF,
-    MATCHES_KEYS,
-    RECORD_TYPES,
-    CodeBlock,
-    Prompt,
-    Record,
-    Response,
-)
+from trio_wrapper.extract.found import Found
+from trio_wrapper.extract.records import MATCHES_KEYS, RECORD_TYPES
 
 MAX_LIMIT = 10_000  # the contract's ceiling for ?limit=
 KEEP_BYTES = 8 * 1024 * 1024
 
-
-def _text_size(record: Record) -> int:
-    if isinstance(record, Response | Prompt):
-        return len(record.text)
-    if isinstance(record, CodeBlock):
-        return len(record.content)
-    return 0
-
-
 # Only these carry long text; the others are small and bounded by count alone.
 _LONG_TEXT = frozenset({"prompt", "response", "code_block"})
+_decode = msgspec.json.Decoder().decode
+
+
+class _Chunk:
+    """Records of one type from one batch: ``data`` is JSON lines, either theirs alone
+    or the whole batch's, with ``kinds`` and ``index`` telling which lines are theirs.
+    ``size``: their JSON bytes (only exact when not shared; only used for long text)."""
+
+    __slots__ = ("count", "data", "index", "kinds", "size")
+
+    def __init__(self, data: bytes, count: int, kinds: bytes = b"", index: int = -1) -> None:
+        self.data = data
+        self.count = count
+        self.kinds = kinds
+        self.index = index
+        self.size = len(data) - (len(kinds) if kinds else count)
+
+    def lines(self) -> list[bytes]:
+        lines = self.data.split(b"\n")
+        lines.pop()
+        if self.kinds:
+            return list(compress(lines, map(self.index.__eq__, self.kinds)))
+        return lines
+
+
+class _Kept:
+    """The chunks of one type, oldest first, with how many records they hold and (for long
+    text) how many bytes of JSON, newlines not counted."""
+
+    __slots__ = ("chunks", "count", "size")
+
+    def __init__(self) -> None:
+        self.chunks: deque[_Chunk] = deque()
+        self.count = 0
+        self.size = 0
 
 
 class ExtractionStore:
-    __slots__ = (
-        "_bytes",
-        "_extractor",
-        "_keep",
-        "_keep_bytes",
-        "_recent",
-        "counts",
-        "last_counts",
-        "total",
-    )
+    """``format`` and ``in_code_block`` are set by whoever extracts (the extractor may be
+    in another process); the rest is fed by :meth:`add`."""
 
-    def __init__(
-        self, extractor: Extractor, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES
-    ) -> None:
-        self._extractor = extractor
+    __slots__ = ("_keep", "_keep_bytes", "_kept", "counts", "format", "in_code_block", "total")
+
+    def __init__(self, fmt: str, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES) -> None:
+        self.format = fmt
+        self.in_code_block = False
         self._keep = keep
         self._keep_bytes = keep_bytes
-        self._recent: dict[str, deque[Record]] = {}
-        self._bytes: dict[str, int] = {}
+        self._kept: dict[str, _Kept] = {}
         self.counts: dict[str, int] = {}
         self.total = 0
-        # The count of each type in what the last feed/finish returned (for observers).
-        self.last_counts: dict[str, int] = {}
 
-    @property
-    def format(self) -> str:
-        return self._extractor.format
-
-    @property
-    def in_code_block(self) -> bool:
-        return self._extractor.in_code_block
-
-    def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
-        records = self._extractor.feed(lines, first_line_num, stream)
-        self.last_counts = self._add(records) if records else {}
-        return records
-
-    def finish(self) -> list[Record]:
-        records = self._extractor.finish()
-        self.last_counts = self._add(records) if records else {}
-        return records
-
-    def _add(self, records: list[Record]) -> dict[str, int]:
-        """Count a batch and keep its records; returns the batch's count of each type.
-
-        A batch can hold tens of thousands of records (a flood of result lines), so the
-        work per record stays in C: one pass to name each record's type, then for each
-        type present one ``compress`` pass that picks its records out for the deque.
-        Only records with long text are looked at one by one (for the byte bound).
-        """
-        kinds = list(map(KIND_OF.__getitem__, map(type, records)))
-        batch_counts = Counter(kinds)
+    def add(self, found: Found, batch_counts: dict[str, int]) -> None:
+        """Count a batch and keep its records (``batch_counts`` is ``found.counts()``)."""
         counts = self.counts
-        recent_by_kind = self._recent
-        single = len(batch_counts) == 1
+        total = len(found)
+        lines: list[bytes] | None = None
         for kind, count in batch_counts.items():
             counts[kind] = counts.get(kind, 0) + count
-            recent = recent_by_kind.get(kind)
-            if recent is None:
-                recent = recent_by_kind[kind] = deque(maxlen=self._keep)
-            mine = records if single else compress(records, map(kind.__eq__, kinds))
-            if kind in _LONG_TEXT:
-                self._add_long(kind, recent, mine)
+            index = RECORD_TYPES.index(kind)
+            if count * 2 >= total and kind not in _LONG_TEXT:
+                # Most of the batch: keep the whole batch and pick this type out only when
+                # asked (at most twice the bytes it needs; nothing copied now). Not for
+                # long text, whose bound is in bytes and must be counted exactly.
+                self._keep_chunk(kind, _Chunk(found.data, count, found.kinds, index))
             else:
-                recent.extend(mine)
-        self.total += len(records)
-        return batch_counts
+                if lines is None:
+                    lines = found.lines()
+                mine = b"\n".join(compress(lines, map(index.__eq__, found.kinds)))
+                self._keep_chunk(kind, _Chunk(mine + b"\n", count))
+        self.total += total
 
-    def _add_long(self, kind: str, recent: deque[Record], records: Iterable[Record]) -> None:
-        size = self._bytes.get(kind, 0)
-        for record in records:
-            size += _text_size(record)
-            if len(recent) == self._keep:
-                size -= _text_size(recent[0])  # about to fall off the full deque
-            recent.append(record)
-            while len(recent) > 1 and size > self._keep_bytes:
-                size -= _text_size(recent.popleft())
-        self._bytes[kind] = size
+    def _keep_chunk(self, kind: str, chunk: _Chunk) -> None:
+        kept = self._kept.get(kind)
+        if kept is None:
+            kept = self._kept[kind] = _Kept()
+        kept.chunks.append(chunk)
+        kept.count += chunk.count
+        kept.size += chunk.size
+        # Drop the oldest chunk while the others still cover the window.
+        long_text = kind in _LONG_TEXT
+        chunks = kept.chunks
+        while len(chunks) > 1:
+            old = chunks[0]
+            left_count = kept.count - old.count
+            left_size = kept.size - old.size
+            if left_count < self._keep and not (long_text and left_size >= self._keep_bytes):
+                break
+            chunks.popleft()
+            kept.count, kept.size = left_count, left_size
 
     def matches(self, limit: int) -> dict[str, list[dict[str, Any]]]:
         """The most recent ``limit`` records of each kind, oldest first, as JSON objects."""
         out: dict[str, list[dict[str, Any]]] = {}
         for kind in RECORD_TYPES:
-            recent = self._recent.get(kind, ())
-            start = max(0, len(recent) - limit)
-            out[MATCHES_KEYS[kind]] = [
-                msgspec.to_builtins(record) for i, record in enumerate(recent) if i >= start
-            ]
+            kept = self._kept.get(kind)
+            records = self._window(kind, kept, limit) if kept is not None else []
+            out[MATCHES_KEYS[kind]] = [_decode(record) for record in records]
         return out
+
+    def _window(self, kind: str, kept: _Kept, limit: int) -> list[bytes]:
+        """The newest records of one type within ``limit``, ``keep`` and, for long text,
+        ``keep_bytes`` (but at least the newest one), oldest first."""
+        limit = min(limit, self._keep)
+        budget = self._keep_bytes if kind in _LONG_TEXT else None
+        picked: list[bytes] = []
+        size = 0
+        for chunk in reversed(kept.chunks):
+            for line in reversed(chunk.lines()):
+                if len(picked) >= limit:
+                    break
+                if budget is not None and picked and size + len(line) > budget:
+                    limit = len(picked)  # the window ends here
+                    break
+                size += len(line)
+                picked.append(line)
+            if len(picked) >= limit:
+                break
+        picked.reverse()
+        return picked

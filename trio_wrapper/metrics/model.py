@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from trio_wrapper.agent import Agent
-from trio_wrapper.extract import Record
+from trio_wrapper.extract.found import Found
 from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
 from trio_wrapper.metrics.snapshot import (
@@ -95,9 +95,7 @@ class MetricsModel:
         # counters keep what it contributed.
         pass
 
-    def on_records(
-        self, agent: Agent, records: list[Record], counts_by_type: Mapping[str, int]
-    ) -> None:
+    def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
         self.on_extractions(agent, counts_by_type)
 
     def on_extractions(self, agent: Agent, counts_by_type: Mapping[str, int]) -> None:

@@ -1,0 +1,66 @@
+"""What extraction yielded for one batch of lines, already encoded.
+
+Records leave the extractor as JSON — one object a line, exactly what the events file,
+SSE and ``include_matches`` show — plus one byte per record naming its type. That form
+is cheap to pass between processes (the extraction worker sends it as it is), cheap to
+count, and what every consumer wants in the end; nothing downstream rebuilds objects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Final
+
+import msgspec
+
+from trio_wrapper.extract.records import RECORD_CLASSES, RECORD_TYPES, Record
+
+_KIND_INDEX: Final[dict[type, int]] = {cls: i for i, cls in enumerate(RECORD_CLASSES)}
+_encode_lines = msgspec.json.Encoder().encode_lines
+
+
+class Found:
+    """``data``: the records as JSON lines (each ends with ``\\n``); ``kinds``: for each
+    record, its index in :data:`RECORD_TYPES`."""
+
+    __slots__ = ("data", "kinds")
+
+    def __init__(self, data: bytes = b"", kinds: bytes = b"") -> None:
+        self.data = data
+        self.kinds = kinds
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> Found:
+        if not records:
+            return NOTHING
+        return cls(_encode_lines(records), bytes(map(_KIND_INDEX.__getitem__, map(type, records))))
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+    def __add__(self, other: Found) -> Found:
+        if not other:
+            return self
+        if not self:
+            return other
+        return Found(self.data + other.data, self.kinds + other.kinds)
+
+    def lines(self) -> list[bytes]:
+        """One JSON object per record. (JSON strings never hold a raw newline.)"""
+        parts = self.data.split(b"\n")
+        parts.pop()
+        return parts
+
+    def counts(self) -> dict[str, int]:
+        """How many records of each type, by ``type`` name."""
+        return {RECORD_TYPES[kind]: n for kind, n in Counter(self.kinds).items()}
+
+    def __repr__(self) -> str:
+        return f"Found({self.data!r}, {self.kinds!r})"
+
+
+NOTHING: Final = Found()
