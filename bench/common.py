@@ -136,6 +136,26 @@ def kill_leftovers(pids: Iterable[int], command: Sequence[str]) -> int:
     return killed
 
 
+def worker_pids(daemon: int) -> list[int]:
+    """The daemon's extraction worker process (a child running trio_wrapper.extract.worker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rpartition(")")[2].split()[1])
+            if ppid == daemon and b"trio_wrapper.extract.worker" in (
+                stat.with_name("cmdline").read_bytes()
+            ):
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended while we looked
+    return found
+
+
+def daemon_rss_kb(daemon: int) -> int:
+    """VmRSS of the daemon and of its extraction worker (not of the agents), in KiB."""
+    return rss_kb(daemon) + sum(rss_kb(pid) for pid in worker_pids(daemon))
+
+
 def rss_kb(pid: int) -> int:
     """VmRSS of one process (its children are not counted), in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -1,9 +1,10 @@
-"""Memory per idle running agent: the daemon's own RSS growth for 500 ``sleep 600`` agents.
+"""Memory per idle running agent: the daemon's RSS growth for 500 ``sleep 600`` agents.
 
 Each run starts a fresh daemon and warms it up (the client's connection pool opened, one
-agent started and deleted), reads the daemon's VmRSS (its own process only, not the
-children), starts 500 agents with 50 requests in flight over the same connections, waits,
-reads VmRSS again and reports the growth divided by the number of agents.
+agent started and deleted), reads the VmRSS of the daemon and of its extraction worker
+(which holds each agent's extractor; the agents themselves are not counted), starts 500
+agents with 50 requests in flight over the same connections, waits, reads VmRSS again and
+reports the growth divided by the number of agents.
 
     .venv/bin/python bench/memory.py [--runs 5] [--agents 500] [--concurrency 50]
 """
@@ -20,13 +21,13 @@ import trio
 from common import (
     BenchError,
     count_running,
+    daemon_rss_kb,
     goal_line,
     kill_leftovers,
     load_average,
     machine,
     median,
     print_table,
-    rss_kb,
     run_main,
     running_daemon,
     start_agents,
@@ -59,12 +60,12 @@ async def measure(url: str, pid: int, agents: int, concurrency: int, pids: list[
         await start_agents(client, ["warm-up"], COMMAND, 1, pids)
         (await client.delete("/api/agents/warm-up")).raise_for_status()
         await trio.sleep(SETTLE_SECONDS)
-        before = rss_kb(pid)
+        before = daemon_rss_kb(pid)
 
         names = [f"idle-{i:04d}" for i in range(agents)]
         await start_agents(client, names, COMMAND, concurrency, pids)
         await trio.sleep(SETTLE_SECONDS)
-        after = rss_kb(pid)
+        after = daemon_rss_kb(pid)
 
         running = await count_running(client)
         if running != agents:

@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import signal
+import sys
 from collections.abc import Sequence
 
 import pytest
@@ -244,3 +245,27 @@ async def test_text_and_auto_run_in_the_worker_too(nursery: trio.Nursery, fmt: s
     want = local(fmt, parts, RULES)
     assert (out.total.data, out.total.kinds) == (want.data, want.kinds)
     assert store.format == "text"  # auto decided, and the worker said so
+
+
+async def test_a_worker_that_answers_garbage_is_left_and_nothing_lost(
+    nursery: trio.Nursery,
+) -> None:
+    worker = ExtractionWorker(RULES)
+    # Not the worker: a process that answers one well-formed length, then nonsense.
+    worker_command = [
+        sys.executable,
+        "-c",
+        "import sys; sys.stdout.buffer.write(b'\\x00\\x00\\x00\\x03abc'); sys.stdout.flush();"
+        " sys.stdin.buffer.read()",
+    ]
+    worker.command = worker_command
+    await nursery.start(worker.run)
+    parts = batches(lines_of(CLAUDE), 2)
+    out = Published()
+    side = worker.open("claude-stream-json", out.store, out)
+    feed_all(side, parts)
+    with trio.fail_after(10):
+        await side.finish()
+    assert not worker.alive
+    want = local("claude-stream-json", parts, RULES)
+    assert (out.total.data, out.total.kinds) == (want.data, want.kinds)

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+import msgspec
 import trio
 
 from trio_wrapper.extract import WHOLE_BUFFER_FORMATS, Extractor, Rule, make_extractor
@@ -31,6 +32,7 @@ from trio_wrapper.extract.worker import (
     Extracted,
     Feed,
     Finish,
+    FrameError,
     Hello,
     Open,
     ReplyReader,
@@ -238,6 +240,7 @@ class ExtractionWorker:
         self._wakeup = trio.Event()
         self.alive = True
         self.process: trio.Process | None = None
+        self.command = [sys.executable, "-m", "trio_wrapper.extract.worker"]
 
     def open(self, fmt: str, store: ExtractionStore, publish: Publish) -> ExtractionSide:
         if not self.alive:
@@ -274,7 +277,7 @@ class ExtractionWorker:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         try:
             process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "trio_wrapper.extract.worker"],
+                self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
@@ -325,7 +328,13 @@ class ExtractionWorker:
                 return
             if not data:
                 return
-            for reply, found_data, kinds in reader.feed(data):
+            try:
+                replies = reader.feed(data)
+            except (FrameError, msgspec.DecodeError):
+                # Not our protocol any more: treat it as dead rather than guess.
+                log.exception("extraction worker: unreadable answer")
+                return
+            for reply, found_data, kinds in replies:
                 remote = self._runs.get(reply.run)
                 if remote is not None:
                     remote.on_reply(reply, found_data, kinds)
