@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.helpers import TRANSCRIPTS
 from trio_wrapper.extract import Record, make_extractor, record_type
 from trio_wrapper.extract.jsonl import drop_invalid
+from trio_wrapper.lines import Lines
 
 
 def run(fmt: str, *objects: Any, stream: str = "stdout") -> list[tuple[Any, ...]]:
@@ -512,3 +513,21 @@ def _claude_transcript_lines() -> list[bytes]:
     for path in sorted((TRANSCRIPTS / "claude").glob("*.jsonl")):
         lines += [line for line in path.read_bytes().splitlines() if line.strip()]
     return lines
+
+
+def test_claude_line_numbers_hold_with_blank_and_doubled_lines() -> None:
+    """A blank line and a line holding two objects in one batch: each line keeps its own
+    number (a value stream decoder would pair the blank line with the double one)."""
+    init = {"type": "system", "subtype": "init", "session_id": "s", "model": "m"}
+    result = {"type": "result", "subtype": "success", "num_turns": 1}
+    doubled = msgspec.json.encode(result) + b" " + msgspec.json.encode(result)
+    lines = [msgspec.json.encode(init), b"", doubled, msgspec.json.encode(result)]
+    for batch in (lines, Lines(b"\n".join(lines), len(lines))):
+        ex = make_extractor("claude-stream-json")
+        got = [(record_type(r), r.line_num) for r in ex.feed(batch, 1, "stdout")]
+        assert got == [
+            ("session", 1),
+            ("session", 1),
+            ("metric", 4),
+            ("state", 4),
+        ]

@@ -269,3 +269,49 @@ async def test_a_worker_that_answers_garbage_is_left_and_nothing_lost(
     assert not worker.alive
     want = local("claude-stream-json", parts, RULES)
     assert (out.total.data, out.total.kinds) == (want.data, want.kinds)
+
+
+async def test_every_pipeline_waiting_for_room_is_woken(nursery: trio.Nursery) -> None:
+    worker = await started(nursery, max_in_flight=100)
+    assert worker.process is not None
+    sides = [worker.open("claude-stream-json", Published().store, Published()) for _ in range(2)]
+    woken: list[int] = []
+
+    async def pipeline(i: int) -> None:
+        side = sides[i]
+        feed_all(side, batches(lines_of(CLAUDE), 4))
+        await side.wait_room()
+        woken.append(i)
+
+    os.kill(worker.process.pid, signal.SIGSTOP)
+    try:
+        async with trio.open_nursery() as pipelines:
+            pipelines.start_soon(pipeline, 0)
+            pipelines.start_soon(pipeline, 1)
+            await trio.sleep(0.2)
+            assert woken == [], "both wait while the worker is stopped"
+            os.kill(worker.process.pid, signal.SIGCONT)
+            with trio.fail_after(10):
+                await wait_for(lambda: len(woken) == 2, 10)
+    finally:
+        os.kill(worker.process.pid, signal.SIGCONT)
+    assert sorted(woken) == [0, 1]
+
+
+async def test_going_local_keeps_the_format_auto_decided(nursery: trio.Nursery) -> None:
+    worker = await started(nursery)
+    assert worker.process is not None
+    lines = lines_of("codex/plain_exec_v0.114.0_claude-os-worker.txt")
+    out = Published()
+    store = ExtractionStore("auto")
+    side = worker.open("auto", store, out)
+    assert isinstance(side, RemoteExtraction)
+    feed_all(side, [lines[:20]])
+    await wait_for(lambda: worker.bytes_in_flight == 0, 10)
+    assert store.format == "text"
+    os.kill(worker.process.pid, signal.SIGKILL)
+    await wait_for(lambda: side.is_local, 10)
+    side.feed(Lines(b"\n".join(lines[20:]), len(lines) - 20), 21, "stdout")
+    with trio.fail_after(10):
+        await side.finish()
+    assert store.format == "text"

@@ -45,6 +45,8 @@ EXIT_DRAIN_SECONDS = 1.0
 # After end of output, how long the extraction worker gets to answer the last batches
 # before they are extracted in the daemon instead.
 EXTRACTION_FINISH_SECONDS = 30.0
+# The same when the agent's tasks are being cancelled (a stop, a shutdown): kept short.
+FINISH_GRACE_SECONDS = 0.5
 # After a stop has killed the group, readers get this long to reach EOF before being cancelled
 # (a grandchild that left the group with setsid() can hold the pipes forever).
 STOP_DRAIN_SECONDS = 0.5
@@ -393,7 +395,11 @@ class Agent:
                         self._finish()
         finally:
             if pipeline.done.is_set():
-                # Whatever the worker had not answered yet is extracted here, now.
+                # Cancelled (a stop under a flood) while the worker still had lines: its
+                # answers usually come within milliseconds, so they get a short shielded
+                # wait; only what is still unanswered then is extracted here.
+                with trio.CancelScope(shield=True), trio.move_on_after(FINISH_GRACE_SECONDS):
+                    await extracting.finish()
                 extracting.finish_now()
             with trio.CancelScope(shield=True):
                 await self._release()

@@ -155,6 +155,10 @@ class RemoteExtraction:
         self._local: LocalExtraction | None = None
 
     @property
+    def run(self) -> int:
+        return self._run
+
+    @property
     def is_local(self) -> bool:
         """True once this run extracts in the daemon (the worker died or was left)."""
         return self._local is not None
@@ -209,7 +213,10 @@ class RemoteExtraction:
         self._worker.forget(self._run)
         if not self._finishing:
             self._worker.send(Finish(self._run))  # frees the worker's state; answer ignored
-        local = local_extraction(self._format, self._rules, self._store, self._publish)
+        # The format the worker's extractor reached (``auto`` may have decided): a fresh
+        # extractor does not detect again. Its other state (sessions seen, an open code
+        # block) starts afresh: see docs/decisions.md.
+        local = local_extraction(self._store.format, self._rules, self._store, self._publish)
         self._local = local
         pending, self._in_flight = self._in_flight, deque()
         self._worker.answered(sum(batch.size for batch in pending))
@@ -258,7 +265,8 @@ class ExtractionWorker:
             if payload:
                 self._outgoing.append(payload)
                 self.bytes_in_flight += len(payload)
-                if self.bytes_in_flight > self._max_in_flight:
+                if self.bytes_in_flight > self._max_in_flight and self._room.is_set():
+                    # One Event for every waiter: a new one only once the last was set.
                     self._room = trio.Event()
             self._wakeup.set()
 
@@ -349,7 +357,12 @@ class ExtractionWorker:
         if self._runs:
             log.error("extraction worker: %s; %d runs extract in the daemon", why, len(self._runs))
         for remote in list(self._runs.values()):
-            remote.go_local(f"the worker ended ({why})")
+            try:
+                remote.go_local(f"the worker ended ({why})")
+            except Exception:
+                # Extractors never raise on any input we know of; if one does here, that
+                # run loses its unanswered batches, the daemon goes on.
+                log.exception("extraction in the daemon failed for run %d", remote.run)
         self._runs.clear()
 
 

@@ -24,7 +24,6 @@ from trio_wrapper.extract.base import decode_batch, error_line, with_rules
 from trio_wrapper.extract.fences import code_blocks_in
 from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
 from trio_wrapper.extract.rules import Rule
-from trio_wrapper.lines import Lines
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
@@ -72,24 +71,13 @@ class LineDecoder(Generic[LineT]):
     builtins, the offending values dropped one by one, then decoded again.
     """
 
-    __slots__ = ("_decode", "_decode_lines")
+    __slots__ = ("_decode", "strict")
 
     def __init__(self, line_type: type[LineT]) -> None:
-        decoder = msgspec.json.Decoder(line_type)
-        self._decode: Callable[[bytes | str], LineT] = decoder.decode
-        self._decode_lines: Callable[[bytes | memoryview], list[LineT]] = decoder.decode_lines
-
-    def decode_all(self, lines: Sequence[bytes]) -> list[LineT] | None:
-        """Every line of a batch still kept whole (:class:`Lines`) in one call, without
-        splitting it; None when that is not the whole story (a line that is not a JSON
-        object, or is blank, or needs mending): then the lines go one by one."""
-        if type(lines) is not Lines:
-            return None
-        try:
-            decoded = self._decode_lines(lines.view())
-        except msgspec.DecodeError:  # ValidationError included
-            return None
-        return decoded if len(decoded) == len(lines) else None
+        self._decode: Callable[[bytes | str], LineT] = msgspec.json.Decoder(line_type).decode
+        # The typed decode alone, raising ``msgspec.DecodeError`` on anything else: the
+        # first try for every line, in the extractor's loop without a call of ours.
+        self.strict: Callable[[bytes], LineT] = self._decode
 
     def __call__(self, raw: bytes) -> LineT | None:
         text = _object_text(raw)
@@ -166,10 +154,8 @@ class JsonLinesExtractor(Generic[LineT]):
     ) -> None:
         self._rules = tuple(rules)
         self._decode_line = decode_line
-        # A decoder of whole batches (``LineDecoder.decode_all``), where there is one.
-        self._decode_all: Callable[[Sequence[bytes]], list[LineT] | None] | None = getattr(
-            decode_line, "decode_all", None
-        )
+        # The typed decode to try first (``LineDecoder.strict``), where there is one.
+        self._strict: Callable[[bytes], LineT] | None = getattr(decode_line, "strict", None)
         # True while a subclass collects raw lines itself (a multi-line JSON document).
         self._capturing = False
 
@@ -184,20 +170,29 @@ class JsonLinesExtractor(Generic[LineT]):
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         out: list[Record] = []
         handle = self._handle
-        decode_all = self._decode_all
-        if decode_all is not None and not self._capturing:
-            decoded = decode_all(lines)
-            if decoded is not None:
-                for line_num, line in enumerate(decoded, first_line_num):
-                    mark = len(out)
-                    try:
-                        handle(line, line_num, out)
-                    except Exception:
-                        del out[mark:]  # as below
-                if self._rules:
-                    out = with_rules(out, self._rules, decode_batch(lines), first_line_num)
-                return out
         decode_line = self._decode_line
+        strict = self._strict
+        if strict is not None and not self._capturing:
+            # Typed lines: one C call per well-formed line; the rest take the full path
+            # (blank or not an object, invalid UTF-8, a value to mend).
+            for line_num, raw in enumerate(lines, first_line_num):
+                try:
+                    line = strict(raw)
+                except msgspec.DecodeError:  # ValidationError included
+                    found = decode_line(raw)
+                    if found is None:
+                        if raw:
+                            self._other(raw, line_num, stream, out)
+                        continue
+                    line = found
+                mark = len(out)
+                try:
+                    handle(line, line_num, out)
+                except Exception:
+                    del out[mark:]  # as below
+            if self._rules:
+                out = with_rules(out, self._rules, decode_batch(lines), first_line_num)
+            return out
         line_num = first_line_num
         for raw in lines:
             if self._capturing:

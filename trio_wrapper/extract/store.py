@@ -23,6 +23,10 @@ from trio_wrapper.extract.records import MATCHES_KEYS, RECORD_TYPES
 
 MAX_LIMIT = 10_000  # the contract's ceiling for ?limit=
 KEEP_BYTES = 8 * 1024 * 1024
+# Whole batches held for a type that is a good part of them (see ``add``), at most this
+# many bytes per run (a batch held for two types counts twice); beyond it a type's
+# records are copied out like any other.
+SHARE_BYTES = 8 * 1024 * 1024
 
 # Only these carry long text; the others are small and bounded by count alone.
 _LONG_TEXT = frozenset({"prompt", "response", "code_block"})
@@ -67,7 +71,16 @@ class ExtractionStore:
     """``format`` and ``in_code_block`` are set by whoever extracts (the extractor may be
     in another process); the rest is fed by :meth:`add`."""
 
-    __slots__ = ("_keep", "_keep_bytes", "_kept", "counts", "format", "in_code_block", "total")
+    __slots__ = (
+        "_keep",
+        "_keep_bytes",
+        "_kept",
+        "_shared_bytes",
+        "counts",
+        "format",
+        "in_code_block",
+        "total",
+    )
 
     def __init__(self, fmt: str, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES) -> None:
         self.format = fmt
@@ -75,6 +88,7 @@ class ExtractionStore:
         self._keep = keep
         self._keep_bytes = keep_bytes
         self._kept: dict[str, _Kept] = {}
+        self._shared_bytes = 0  # of whole batches held by shared chunks
         self.counts: dict[str, int] = {}
         self.total = 0
 
@@ -86,10 +100,15 @@ class ExtractionStore:
         for kind, count in batch_counts.items():
             counts[kind] = counts.get(kind, 0) + count
             index = RECORD_TYPES.index(kind)
-            if count * 2 >= total and kind not in _LONG_TEXT:
-                # Most of the batch: keep the whole batch and pick this type out only when
-                # asked (at most twice the bytes it needs; nothing copied now). Not for
-                # long text, whose bound is in bytes and must be counted exactly.
+            if (
+                count * 8 >= total
+                and kind not in _LONG_TEXT
+                and self._shared_bytes + len(found.data) <= SHARE_BYTES
+            ):
+                # An eighth of the batch or more: hold the whole batch and pick this type
+                # out only when asked (nothing copied now), within SHARE_BYTES for the run.
+                # Not for long text, whose bound is in bytes and must be counted exactly.
+                self._shared_bytes += len(found.data)
                 self._keep_chunk(kind, _Chunk(found.data, count, found.kinds, index))
             else:
                 if lines is None:
@@ -116,6 +135,8 @@ class ExtractionStore:
                 break
             chunks.popleft()
             kept.count, kept.size = left_count, left_size
+            if old.kinds:
+                self._shared_bytes -= len(old.data)
 
     def matches(self, limit: int) -> dict[str, list[dict[str, Any]]]:
         """The most recent ``limit`` records of each kind, oldest first, as JSON objects."""
