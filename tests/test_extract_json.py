@@ -531,3 +531,19 @@ def test_claude_line_numbers_hold_with_blank_and_doubled_lines() -> None:
             ("metric", 4),
             ("state", 4),
         ]
+
+
+@pytest.mark.parametrize("blank", [b" ", b"\t", b"\r", b" \r\t"])
+def test_claude_json_whitespace_before_the_object_is_read_on_both_paths(blank: bytes) -> None:
+    """A line whose object follows JSON whitespace (a carriage return left by a
+    terminal, an indent) is read, whether it decodes at once (typed fast path) or needs
+    mending (a value of the wrong type: the slow path), as the bare line would be."""
+    plain = {"type": "system", "subtype": "init", "session_id": "s1", "model": "m"}
+    mended = {"type": "result", "subtype": "success", "num_turns": "one", "total_cost_usd": 0.5}
+    bare = [msgspec.json.encode(plain), msgspec.json.encode(mended)]
+    padded = [blank + line for line in bare]
+    want = run("claude-stream-json", *bare)
+    assert [row[0] for row in want] == ["session", "session", "metric", "state"]
+    assert run("claude-stream-json", *padded) == want
+    for line in padded:  # one line at a time: the single-line decoder, not the batch loop
+        assert run("claude-stream-json", line) == run("claude-stream-json", line.lstrip())

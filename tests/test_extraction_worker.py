@@ -315,3 +315,30 @@ async def test_going_local_keeps_the_format_auto_decided(nursery: trio.Nursery) 
     with trio.fail_after(10):
         await side.finish()
     assert store.format == "text"
+
+
+async def test_a_run_whose_local_extraction_fails_is_not_left_waiting(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Extractors never raise on any input known; should one fail while taking over from
+    a dead worker, the agent's end is still not held up and the worker's room is given
+    back (the failure is logged, the daemon goes on)."""
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("an extractor bug")
+
+    worker = await started(nursery)
+    assert worker.process is not None
+    out = Published()
+    side = worker.open("claude-stream-json", out.store, out)
+    monkeypatch.setattr("trio_wrapper.extraction.local_extraction", broken)
+    os.kill(worker.process.pid, signal.SIGSTOP)
+    feed_all(side, batches(lines_of(CLAUDE), 2))
+    assert worker.bytes_in_flight > 0
+    with trio.fail_after(5):  # finish() would otherwise wait for an answer that never comes
+        async with trio.open_nursery() as inner:
+            inner.start_soon(side.finish)
+            await trio.sleep(0.1)
+            os.kill(worker.process.pid, signal.SIGKILL)
+    assert not worker.alive
+    assert worker.bytes_in_flight == 0

@@ -216,15 +216,19 @@ class RemoteExtraction:
         # The format the worker's extractor reached (``auto`` may have decided): a fresh
         # extractor does not detect again. Its other state (sessions seen, an open code
         # block) starts afresh: see docs/decisions.md.
-        local = local_extraction(self._store.format, self._rules, self._store, self._publish)
-        self._local = local
         pending, self._in_flight = self._in_flight, deque()
         self._worker.answered(sum(batch.size for batch in pending))
-        for batch in pending:
-            local.feed(batch.lines, batch.first_line_num, batch.stream)
-        if self._finishing:
-            local.finish_now()
-            self._finished.set()
+        try:
+            local = local_extraction(self._store.format, self._rules, self._store, self._publish)
+            self._local = local
+            for batch in pending:
+                local.feed(batch.lines, batch.first_line_num, batch.stream)
+            if self._finishing:
+                local.finish_now()
+        finally:
+            # Even if extracting here failed, whoever waits for the end is not left waiting.
+            if self._finishing:
+                self._finished.set()
 
 
 class ExtractionWorker:

@@ -27,7 +27,8 @@ from trio_wrapper.extract.rules import Rule
 
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-_BLANK = frozenset(b" \t")
+# JSON's whitespace: what the typed fast path skips before a ``{`` too.
+_BLANK = frozenset(b" \t\r\n")
 # A line wrong in more places than this is not worth mending: it yields nothing.
 MAX_REPAIRS = 32
 
