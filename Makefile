@@ -31,6 +31,7 @@ lint: $(TSTAMP)
 	$(BIN)/ruff check trio_wrapper tests bench
 	$(BIN)/ruff format --check trio_wrapper tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest

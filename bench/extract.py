@@ -9,7 +9,7 @@ to the file's line count. Beside it, in the same run, Google's mtail (``--one_sh
 counts the same categories with equivalent regexes over the same file; timed: the mtail
 process, wall clock. The runs alternate between the two.
 (b) codex-json and claude-stream-json: files built by repeating the real transcripts in
-../shared/transcripts, run the same way (no mtail).
+tests/fixtures/transcripts, run the same way (no mtail).
 
 Every run is verified: the stdout log has the source's size, the events file holds one
 record line per ``extraction.total_matches`` (and the same count per type as

@@ -5,7 +5,7 @@
 (a) text: a generated file mixing every text category (codex header, user/codex/
     thinking/exec blocks, code fences, tokens used, errors, warnings, file lines) with
     ordinary output, ANSI colour on some lines; (b) codex-json and claude-stream-json
-    files built by repeating the real transcripts in ../shared/transcripts. Lines are
+    files built by repeating the real transcripts in tests/fixtures/transcripts. Lines are
     cut into 64 KiB read-sized batches first (as the agent reader hands them over);
     "extract" times only the extractor, "split+extract" adds LineSplitter. Median of 3.
 """
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from trio_wrapper.core.lines import LineSplitter
 from trio_wrapper.extract import make_extractor
-from trio_wrapper.lines import LineSplitter
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "transcripts"
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "transcripts"
 CHUNK = 64 * 1024
 
 _CYCLE = """\

@@ -35,12 +35,12 @@ from pathlib import Path
 import httpx
 
 from trio_wrapper import __version__
-from trio_wrapper.agent import Agent
+from trio_wrapper.history.runfiles import RunFiles
 from trio_wrapper.metrics.influx_view import InfluxView
 from trio_wrapper.metrics.json_view import JsonView
 from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import PrometheusView
-from trio_wrapper.runfiles import RunFiles
+from trio_wrapper.runtime.agent import Agent
 
 DAEMON = Path(sys.executable).parent / "trio-wrapper"
 LISTENING_RE = re.compile(r"trio-wrapper listening on (http://127\.0\.0\.1:\d+)")

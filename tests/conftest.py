@@ -10,9 +10,9 @@ import trio
 from quart.typing import TestClientProtocol as Client
 
 from tests.helpers import make_config
-from trio_wrapper.app import create_app
+from trio_wrapper.api.app import create_app
 from trio_wrapper.config import Config
-from trio_wrapper.supervisor import Supervisor
+from trio_wrapper.runtime.supervisor import Supervisor
 
 
 @pytest.fixture

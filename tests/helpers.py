@@ -12,7 +12,7 @@ import trio
 from trio_wrapper.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-TRANSCRIPTS = REPO.parent / "shared" / "transcripts"
+TRANSCRIPTS = REPO / "tests" / "fixtures" / "transcripts"
 PY = sys.executable
 
 

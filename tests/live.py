@@ -13,10 +13,10 @@ import trio
 from hypercorn.trio import serve
 
 from tests.helpers import make_config
-from trio_wrapper.app import create_app, hub_limits
+from trio_wrapper.api.app import create_app, hub_limits
 from trio_wrapper.daemon import hypercorn_config, served_app
-from trio_wrapper.hub import Hub
-from trio_wrapper.supervisor import Supervisor
+from trio_wrapper.runtime.hub import Hub
+from trio_wrapper.runtime.supervisor import Supervisor
 
 
 @dataclass

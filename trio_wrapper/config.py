@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
+from trio_wrapper.core.formats import FORMATS
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules
-from trio_wrapper.formats import FORMATS
 
 ENV_PREFIX = "TRIO_WRAPPER_"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

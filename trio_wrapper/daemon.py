@@ -20,14 +20,14 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.trio import serve as hypercorn_serve
 
-from trio_wrapper.app import create_app, hub_limits
+from trio_wrapper.api.app import create_app, hub_limits
+from trio_wrapper.api.sse import TRANSPORT_PEER
 from trio_wrapper.config import Config
-from trio_wrapper.connections import abort_server_connections
 from trio_wrapper.extract import Rule
-from trio_wrapper.heap import keep_freed_heap
-from trio_wrapper.hub import Hub
-from trio_wrapper.sse_http import TRANSPORT_PEER
-from trio_wrapper.supervisor import Supervisor
+from trio_wrapper.runtime.connections import abort_server_connections
+from trio_wrapper.runtime.heap import keep_freed_heap
+from trio_wrapper.runtime.hub import Hub
+from trio_wrapper.runtime.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from trio_wrapper.core.formats import FORMATS
 from trio_wrapper.extract.aider import AiderExtractor
 from trio_wrapper.extract.base import Extractor, NullExtractor
 from trio_wrapper.extract.claude_json import ClaudeJsonExtractor
@@ -35,7 +36,6 @@ from trio_wrapper.extract.records import (
 )
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules, parse_rules
 from trio_wrapper.extract.text import TextExtractor
-from trio_wrapper.formats import FORMATS
 
 EXTRACTOR_FORMATS: Final = FORMATS
 # Formats whose extractor scans a read's lines as one buffer (or not at all): their

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
+from trio_wrapper.core.lines import joined
 from trio_wrapper.extract.records import Error, Record, short
 from trio_wrapper.extract.rules import Rule, apply_rules
-from trio_wrapper.lines import joined
 
 
 class Extractor(Protocol):

@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from trio_wrapper.core.lines import after_newline
 from trio_wrapper.extract.ansi import strip_ansi_bytes
 from trio_wrapper.extract.base import with_rules
 from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.fences import Fence, closes, open_fence
 from trio_wrapper.extract.records import MAX_LONG_TEXT, CodeBlock, Record
 from trio_wrapper.extract.rules import Rule
-from trio_wrapper.lines import after_newline
 
 # A body keeps at most this many bytes: MAX_LONG_TEXT characters of up to 4 bytes each.
 MAX_BODY_BYTES = 4 * MAX_LONG_TEXT

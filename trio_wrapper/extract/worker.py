@@ -29,9 +29,9 @@ from typing import BinaryIO, Final, TypeAlias
 
 import msgspec
 
+from trio_wrapper.core.lines import Lines
 from trio_wrapper.extract import Extractor, Rule, make_extractor
 from trio_wrapper.extract.found import NOTHING, Found
-from trio_wrapper.lines import Lines
 
 HEADER: Final = struct.Struct(">I")
 MAX_FRAME: Final = 256 * 1024 * 1024  # far above any batch: a larger length is corruption

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from itertools import chain, repeat
 from typing import NamedTuple
 
+from trio_wrapper.core.status import Status
 from trio_wrapper.metrics.influx import (
     FieldValue,
     Point,
@@ -32,7 +33,6 @@ from trio_wrapper.metrics.template import (
     interleave,
     literal,
 )
-from trio_wrapper.status import Status
 
 
 def influx_points(snap: MetricsSnapshot, ns: str, host: str) -> Iterator[Point]:

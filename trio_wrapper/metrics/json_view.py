@@ -13,10 +13,10 @@ from itertools import repeat
 
 import msgspec
 
+from trio_wrapper.core.status import Status
+from trio_wrapper.core.timefmt import rfc3339
 from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.snapshot import AgentColumns, MetricsSnapshot
-from trio_wrapper.status import Status
-from trio_wrapper.timefmt import rfc3339
 
 # The seed's "running_agents - Currently active": an agent still owning its process.
 ACTIVE = frozenset({Status.STARTING.value, Status.RUNNING.value, Status.STOPPING.value})

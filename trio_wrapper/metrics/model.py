@@ -21,11 +21,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Protocol
 
-from trio_wrapper.agent import Agent
+from trio_wrapper.core.lines import LineBatch
+from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
-from trio_wrapper.lines import LineBatch
 from trio_wrapper.metrics.rate import SlidingRate
 from trio_wrapper.metrics.snapshot import (
     AgentColumns,
@@ -34,13 +35,61 @@ from trio_wrapper.metrics.snapshot import (
     SseFigures,
     SseSource,
 )
-from trio_wrapper.status import Status
 
 # Extraction types with their own per-agent series (the seed's code_blocks and errors).
 CODE_BLOCK = "code_block"
 ERROR = "error"
 
 _NO_SSE = SseFigures()
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Counted(Protocol):
+    @property
+    def bytes(self) -> int: ...
+
+
+class _Extracted(Protocol):
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+class Agent(Protocol):
+    """What the model reads of one run (read-only): the runtime's agent satisfies it, so
+    the metrics package needs nothing from the trio side."""
+
+    @property
+    def spec(self) -> _Named: ...
+
+    @property
+    def status(self) -> Status: ...
+
+    @property
+    def started_at(self) -> datetime | None: ...
+
+    @property
+    def completed_at(self) -> datetime | None: ...
+
+    @property
+    def line_num(self) -> int: ...
+
+    @property
+    def extraction(self) -> _Extracted: ...
+
+    @property
+    def stats(self) -> Mapping[str, _Counted]: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+    def duration_at(self, now: float) -> float: ...
 
 
 class AgentRegistry(Protocol):

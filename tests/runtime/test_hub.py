@@ -1,0 +1,565 @@
+"""The hub and the stream loop without a network: fake ASGI ``send``, autojump_clock."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_wrapper.api.sse import SSEResponse
+from trio_wrapper.core.lines import LineBatch
+from trio_wrapper.core.status import Status
+from trio_wrapper.runtime.hub import Client, Gap, Hub, HubLimits, _select_replay
+from trio_wrapper.streaming.ring import EventRing, Run
+from trio_wrapper.streaming.wire import Event, TimestampCache, frame, parse_last_event_id
+
+
+@dataclass
+class FakeAgent:
+    name: str = "a1"
+    is_live: bool = True
+    status: Status = Status.RUNNING
+    exit_code: int | None = None
+    exit_signal: str | None = None
+    stop_reason: str | None = None
+    duration_seconds: float = 1.5
+
+
+@dataclass
+class Recorder:
+    """An ASGI ``send`` that records (time, message) and can be made to block: a body
+    send then waits until cancelled, or until ``aborted`` is set (hypercorn's send, which
+    cancelling cannot end, returns once the socket is shut) and sends nothing."""
+
+    sent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    blocked: bool = False
+    aborted: trio.Event = field(default_factory=trio.Event)
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.blocked and message["type"] == "http.response.body":
+            await self.aborted.wait()
+            return
+        self.sent.append((trio.current_time(), message))
+
+    def events(self) -> list[tuple[float, str, dict[str, Any], str | None]]:
+        out = []
+        for moment, message in self.sent:
+            for block in message.get("body", b"").decode().split("\n\n"):
+                if not block.strip():
+                    continue
+                fields = dict(line.split(": ", 1) for line in block.splitlines())
+                out.append((moment, fields["event"], json.loads(fields["data"]), fields.get("id")))
+        return out
+
+
+class Connection:
+    """An ASGI connection's messages: the request's empty body, then nothing until
+    ``disconnect``. ``receive`` is a memory channel's, as hypercorn's trio worker hands
+    it (the hub's pacemaker reads it), or with ``pollable=False`` a plain function (the
+    stream then waits in it)."""
+
+    def __init__(self, pollable: bool = True) -> None:
+        self.send, self.channel = trio.open_memory_channel[dict[str, Any]](10)
+        self.send.send_nowait({"type": "http.request", "body": b"", "more_body": False})
+        self.receive = self.channel.receive if pollable else self._receive
+
+    async def _receive(self) -> dict[str, Any]:
+        return await self.channel.receive()
+
+    def disconnect(self) -> None:
+        self.send.send_nowait({"type": "http.disconnect"})
+
+
+def publish_line(hub: Hub, agent: FakeAgent, text: str, line_num: int) -> None:
+    hub.on_lines(agent, "stdout", line_num, LineBatch([text.encode()]))  # type: ignore[arg-type]
+
+
+def limits(**kwargs: Any) -> HubLimits:
+    return HubLimits(**kwargs)
+
+
+async def start_stream(
+    nursery: trio.Nursery,
+    hub: Hub,
+    agent: FakeAgent | None,
+    send: Recorder,
+    *,
+    pollable: bool = True,
+    **kw: Any,
+) -> Connection:
+    response = SSEResponse(hub, agent, kw.get("last_event_id"), kw.get("history", 0))
+    connection = Connection(pollable)
+    nursery.start_soon(response.stream, send, connection.receive)
+    await trio.testing.wait_all_tasks_blocked()
+    return connection
+
+
+both_waits = pytest.mark.parametrize("pollable", [True, False], ids=["parked", "in-receive"])
+
+
+def abort_ends(monkeypatch: pytest.MonkeyPatch, *stuck: Recorder) -> None:
+    """``abort_connection`` (shutting a socket down) ends the stuck sends, as it does a
+    hypercorn send that cancelling cannot end."""
+
+    def abort(peer: object) -> bool:
+        for send in stuck:
+            send.aborted.set()
+        return True
+
+    monkeypatch.setattr("trio_wrapper.runtime.hub.abort_connection", abort)
+
+
+@both_waits
+async def test_pings_after_15_s_of_silence(autojump_clock: trio.abc.Clock, pollable: bool) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)  # its pacemaker sends the pings
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
+        await trio.sleep(46)
+        nursery.cancel_scope.cancel()
+    pings = [t for t, kind, _, _ in send.events() if kind == "ping"]
+    assert pings == pytest.approx([15.0, 30.0, 45.0], abs=0.01)
+    assert send.events()[0][1] == "connected"
+    assert hub.total_clients == 0  # cancelled streams unregister themselves
+
+
+@both_waits
+async def test_no_ping_while_events_flow(autojump_clock: trio.abc.Clock, pollable: bool) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
+        for i in range(12):
+            await trio.sleep(10)
+            publish_line(hub, agent, f"line {i}", i + 1)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    kinds = [kind for _, kind, _, _ in send.events()]
+    assert "ping" not in kinds
+    assert kinds.count("log") == 12
+
+
+@both_waits
+async def test_a_disconnect_ends_an_idle_stream_within_the_poll_interval(
+    autojump_clock: trio.abc.Clock, pollable: bool
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        connection = await start_stream(nursery, hub, agent, send, pollable=pollable)
+        await trio.sleep(3.3)
+        assert hub.total_clients == 1
+        left = trio.current_time()
+        connection.disconnect()
+        while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+            await trio.sleep(0.01)
+        # Parked: seen by the pacemaker's next look; waiting in receive(): at once.
+        assert trio.current_time() - left <= (hub.limits.poll_interval if pollable else 0.01)
+        nursery.cancel_scope.cancel()
+    assert [kind for _, kind, _, _ in send.events()] == ["connected"]
+    assert hub.slow_disconnects_total == 0
+
+
+async def test_a_busy_stream_sees_its_disconnect_too(autojump_clock: trio.abc.Clock) -> None:
+    """A client that never idles (news at every wake) still ends when it leaves."""
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        connection = await start_stream(nursery, hub, agent, send)
+
+        async def firehose() -> None:
+            for i in range(100_000):
+                publish_line(hub, agent, f"line {i}", i + 1)
+                await trio.sleep(0.005)
+
+        nursery.start_soon(firehose)
+        await trio.sleep(2)
+        left = trio.current_time()
+        connection.disconnect()
+        while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+            await trio.sleep(0.005)
+        assert trio.current_time() - left <= hub.limits.poll_interval + 0.02
+        nursery.cancel_scope.cancel()
+
+
+@both_waits
+async def test_news_waits_for_the_flush_and_goes_out_in_one_send(
+    autojump_clock: trio.abc.Clock, pollable: bool
+) -> None:
+    """One timer for all streams: the first line starts the flush delay, what follows
+    within it rides along, and every client gets it all in one send at the same moment."""
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    sends = [Recorder() for _ in range(3)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        for send in sends:
+            await start_stream(nursery, hub, agent, send, pollable=pollable)
+        assert hub.flush_delay == pytest.approx(0.03)
+        start = trio.current_time()
+        for i in range(3):
+            publish_line(hub, agent, f"burst {i}", i + 1)
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+        publish_line(hub, agent, "later", 4)
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    for send in sends:
+        bodies = [(t - start, m["body"].count(b"event: log")) for t, m in send.sent[2:]]
+        assert bodies == [(pytest.approx(0.03), 3), (pytest.approx(0.16), 1)]
+
+
+async def test_without_its_flusher_the_hub_releases_news_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))  # hub.run() not started
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        start = trio.current_time()
+        publish_line(hub, agent, "now", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [(t - start, kind) for t, kind, _, _ in send.events()][1:] == [(0, "log")]
+
+
+async def test_news_is_not_held_once_the_hubs_timers_are_gone(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Cancelled without a shutdown (say, the daemon's nursery fails), the hub must not
+    leave news waiting for a flush that will never come."""
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    send = Recorder()
+    timers = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_run_in, hub, timers)
+        await start_stream(nursery, hub, agent, send)
+        publish_line(hub, agent, "held", 1)  # due in 10 ms, when the flusher is gone
+        timers.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        publish_line(hub, agent, "after", 2)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [d["data"]["line"] for _, kind, d, _ in send.events() if kind == "log"] == [
+        "held",
+        "after",
+    ]
+
+
+async def _run_in(hub: Hub, scope: trio.CancelScope) -> None:
+    with scope:
+        await hub.run()
+
+
+def test_the_pacemaker_reads_only_memory_channels() -> None:
+    from trio_wrapper.api.sse import _inbox
+
+    connection = Connection()
+    assert _inbox(connection.channel.receive) is connection.channel
+    assert _inbox(Connection(pollable=False).receive) is None
+    assert _inbox(connection.channel.receive_nowait) is None  # not its receive
+
+
+@both_waits
+async def test_stalled_client_is_dropped_by_the_sweep_after_two_minutes(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, pollable: bool
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    if pollable:  # hypercorn: the socket is shut; otherwise the send is cancelled
+        abort_ends(monkeypatch, send)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, send, pollable=pollable)
+        assert hub.total_clients == 1
+        await trio.sleep(10)
+        send.blocked = True
+        started = trio.current_time()
+        publish_line(hub, agent, "nobody reads this", 1)
+        with trio.fail_after(200):
+            while hub.total_clients:  # noqa: ASYNC110 - the clock is virtual
+                await trio.sleep(1)
+        # Stuck since 10 s: the sweeps at 120 s (110 s stuck) spare it, the one at 150 s
+        # drops it: the first sweep after two minutes of stalling.
+        assert trio.current_time() - started == pytest.approx(140, abs=1.01)
+        nursery.cancel_scope.cancel()
+    assert hub.slow_disconnects_total == 1
+
+
+async def test_sweep_every_30_s_drops_clients_stuck_past_the_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits())
+    ended_at: list[float] = []
+
+    async def stuck_client() -> None:
+        # A client stuck somewhere its own deadline does not cover.
+        await trio.sleep(5)
+        sub = hub.subscribe(None, None, 0)
+        sub.client.sending_since = trio.current_time()
+        with trio.CancelScope() as sub.client.scope:
+            await trio.sleep_forever()
+        hub.unsubscribe(sub.client)
+        ended_at.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        nursery.start_soon(stuck_client)
+        await trio.sleep(200)
+        await hub.shutdown()
+    # Stuck since 5 s: the sweeps at 30, 60, 90, 120 find it younger than 120 s; 150 drops it.
+    assert ended_at == [pytest.approx(150.0)]
+    assert hub.total_clients == 0
+
+
+@both_waits
+async def test_shutdown_sends_shutdown_and_ends_the_stuck(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch, pollable: bool
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    polite, stuck = Recorder(), Recorder()
+    if pollable:  # hypercorn: the socket is shut; otherwise the send is cancelled
+        abort_ends(monkeypatch, stuck)
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, polite, pollable=pollable)
+        await start_stream(nursery, hub, None, stuck, pollable=pollable)
+        stuck.blocked = True
+        started = trio.current_time()
+        await hub.shutdown()
+        assert trio.current_time() - started <= hub.limits.shutdown_grace + 0.01
+    assert [kind for _, kind, _, _ in polite.events()][-1] == "shutdown"
+    assert polite.sent[-1][1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert hub.total_clients == 0
+    assert hub.slow_disconnects_total == 0  # ended by the shutdown, not slow
+    with pytest.raises(Exception, match="shutting down"):
+        hub.subscribe(None, None, 0)
+
+
+async def test_stream_ends_after_complete_and_sees_everything_in_order() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send)
+        hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+        for i in range(5):
+            publish_line(hub, agent, f"l{i}", i + 1)
+        agent.status, agent.exit_code = Status.COMPLETED, 0
+        hub.on_status(agent, Status.RUNNING, Status.COMPLETED)  # type: ignore[arg-type]
+    events = send.events()
+    assert [kind for _, kind, _, _ in events] == ["connected", "state"] + ["log"] * 5 + [
+        "state",
+        "complete",
+    ]
+    assert [int(i) for _, _, _, i in events if i] == list(range(1, 9))
+    assert events[-1][2]["data"] == {"status": "completed", "exit_code": 0, "duration_seconds": 1.5}
+    assert send.sent[-1][1]["more_body"] is False
+
+
+async def test_finished_agent_replays_then_completes() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    hub.on_status(agent, None, Status.RUNNING)  # type: ignore[arg-type]
+    publish_line(hub, agent, "only", 1)
+    agent.status, agent.exit_code, agent.is_live = Status.FAILED, 2, False
+    hub.on_status(agent, Status.RUNNING, Status.FAILED)  # type: ignore[arg-type]
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, send, history=2)
+    kinds = [(kind, i) for _, kind, _, i in send.events()]
+    assert kinds == [("connected", None), ("state", "3"), ("complete", "4")]
+    # A past run the hub never saw: an unnumbered complete from the record.
+    past = FakeAgent(name="old", is_live=False, status=Status.STOPPED)
+    send = Recorder()
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, past, send, history=5)
+    assert [(kind, i) for _, kind, _, i in send.events()] == [
+        ("connected", None),
+        ("complete", None),
+    ]
+    assert hub.total_clients == 0
+
+
+def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
+    client = Client(1, "a1", limit=3)
+    deliveries = [
+        Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
+        for first in range(1, 51, 10)
+    ]  # five reads of ten lines: ids 1..50
+    dropped = [client.push(d) for d in deliveries]
+    assert dropped == [0, 0, 0, 10, 10]
+    runs, gap = client.take()
+    assert gap == Gap(missed=20, first_id=1, last_id=20)
+    assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
+    assert client.take() == ([], None)
+    # One read larger than any event count is still delivered whole.
+    assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
+    assert client.take()[0][0].count == 5000
+    # The all-agents stream counts in global ids.
+    everyone = Client(2, None, limit=1)
+    everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
+    everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
+    assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
+
+
+def test_run_wire_is_the_events_wires_joined() -> None:
+    from trio_wrapper.extract import Metric, Session
+    from trio_wrapper.extract.found import Found
+
+    lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
+    run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
+    records = Found.of([Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")])
+    run = Run.of_records("a-1", 1, 9, records)
+    twin = Run.of_records("a-1", 1, 9, records)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    data = json.loads(run.wire().split(b"data: ", 1)[1].split(b"\n", 1)[0])["data"]
+    assert data == {"type": "session", "line_num": 1, "key": "model", "value": "o3"}
+
+
+def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:
+    ring = EventRing(capacity)
+    for start in range(first, last + 1, run_size):
+        lines = [b"x"] * min(run_size, last + 1 - start)
+        ring.append(Run.of_lines("a", start, start, lines, "stdout", start))
+    return ring
+
+
+def test_replay_selection() -> None:
+    ring = ring_of(1, 20, capacity=10)  # ids 11..20 retained
+    assert (ring.oldest_id, ring.newest_id, len(ring)) == (11, 20, 10)
+    assert _select_replay(ring, None, 0) == ([], None)
+    replay, gap = _select_replay(ring, 15, 0)
+    assert [e.seq for e in replay] == [16, 17, 18, 19, 20] and gap is None
+    replay, gap = _select_replay(ring, 10, 0)
+    assert [e.seq for e in replay] == list(range(11, 21)) and gap is None
+    replay, gap = _select_replay(ring, 4, 0)
+    assert gap == Gap(missed=6, first_id=5, last_id=10) and len(replay) == 10
+    assert _select_replay(ring, 20, 0) == ([], None)
+    assert _select_replay(ring, 99, 0) == ([], None)
+    replay, _ = _select_replay(ring, None, 3)
+    assert [e.seq for e in replay] == [18, 19, 20]
+    replay, _ = _select_replay(ring, None, 500)
+    assert [e.seq for e in replay] == list(range(11, 21))
+    assert _select_replay(EventRing(5), 3, 2) == ([], None)
+
+
+@given(
+    total=st.integers(min_value=0, max_value=60),
+    capacity=st.integers(min_value=1, max_value=25),
+    run_size=st.integers(min_value=1, max_value=9),
+    start=st.integers(min_value=-5, max_value=70),
+)
+def test_ring_since_is_exact(total: int, capacity: int, run_size: int, start: int) -> None:
+    ring = ring_of(1, total, capacity, run_size)
+    retained = list(range(max(1, total - capacity + 1), total + 1))
+    assert [e.seq for e in ring.since(start)] == [i for i in retained if i >= start]
+    assert [e.line_num for e in ring.since(start)] == [i for i in retained if i >= start]
+
+
+def test_without_subscribers_nothing_is_built() -> None:
+    hub = Hub(limits(retained_per_agent=10, retained_global=20))
+    agent = FakeAgent()
+    batch = LineBatch([b"x"] * 1000)
+    hub.on_lines(agent, "stdout", 1, batch)  # type: ignore[arg-type]
+    channel = hub.channels["a1"]
+    assert channel.ring._runs[0]._events is None  # one run object, no Event per line
+    assert [e.seq for e in channel.ring.since(0)] == list(range(991, 1001))
+    assert [e.global_seq for e in hub.global_ring.since(0)] == list(range(981, 1001))
+    assert channel.next_seq == 1001
+    assert all(e._body is None for e in channel.ring.since(0))  # nothing encoded for nobody
+    hub.on_lines(agent, "stderr", 1001, LineBatch([b"y"]))  # type: ignore[arg-type]
+    assert channel.ring.peek_last() is not None
+    assert channel.ring.peek_last().seq == 1001  # type: ignore[union-attr]
+
+
+def test_removed_agent_ends_its_streams() -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    sub = hub.subscribe("a1", None, 0)
+    hub.on_removed(agent)  # type: ignore[arg-type]
+    assert sub.client.ended and "a1" not in hub.channels
+    hub.unsubscribe(sub.client)
+    assert hub.total_clients == 0
+
+
+def test_client_limits() -> None:
+    hub = Hub(limits(max_clients=3, max_clients_per_agent=2))
+    hub.subscribe("a", None, 0)
+    hub.subscribe("a", None, 0)
+    with pytest.raises(Exception, match="too many SSE clients on 'a'"):
+        hub.subscribe("a", None, 0)
+    hub.subscribe(None, None, 0)
+    with pytest.raises(Exception, match="too many SSE clients connected"):
+        hub.subscribe("b", None, 0)
+
+
+def test_wire_format() -> None:
+    event = Event("codex-1", 17, 99, "log", line=b"caf\xc3\xa9 \xff", stream="stderr", line_num=4)
+    wire = event.wire()
+    assert wire.startswith(b"id: 17\nevent: log\ndata: {")
+    assert wire.endswith(b"}\n\n") and wire.count(b"\n") == 4
+    body = json.loads(wire.split(b"data: ", 1)[1])
+    assert body["type"] == "log" and body["agent_name"] == "codex-1"
+    assert body["data"] == {"line": "café \ufffd", "stream": "stderr", "line_num": 4}
+    assert event.global_wire().startswith(b"id: 99\n")
+    assert event.wire() is wire  # encoded once, shared
+    multiline = Event("a", 1, 1, "extraction", {"type": "response", "text": "a\nb\r\nc"})
+    assert multiline.wire().count(b"\ndata: ") == 1  # JSON escapes the newlines
+    assert frame("ping", b"{}") == b"event: ping\ndata: {}\n\n"
+
+
+def test_timestamps_and_last_event_id() -> None:
+    cache = TimestampCache()
+    assert cache.format(1_770_000_000.25) == "2026-02-02T02:40:00.250Z"
+    assert cache.format(1_770_000_000.999) == "2026-02-02T02:40:00.999Z"
+    assert cache.format(1_770_000_001.0) == "2026-02-02T02:40:01.000Z"
+    assert parse_last_event_id("42") == 42
+    assert parse_last_event_id(" 7 ") == 7
+    for bad in ("", "-1", "1.5", "abc", "9" * 30, None):
+        assert parse_last_event_id(bad) is None
+
+
+def test_abort_connection_finds_the_tcp_socket_by_peer() -> None:
+    import socket
+
+    from trio_wrapper.runtime.connections import abort_connection
+
+    left, right = socket.socketpair()  # AF_UNIX: skipped, not a match
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()) as client:
+            server_side, peer = listener.accept()
+            with server_side:
+                assert abort_connection(("127.0.0.1", 1)) is False
+                assert abort_connection(peer) is True
+                client.settimeout(2)
+                assert client.recv(10) == b""  # the server side was shut down
+    left.close()
+    right.close()
+    assert abort_connection(None) is False

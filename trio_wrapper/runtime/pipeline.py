@@ -1,0 +1,187 @@
+"""Everything after the log file: bytes → lines → observers (extraction, SSE, metrics).
+
+Capture comes first. The readers only read and append to the log file, then hand the
+chunk here without waiting; this task does the line work behind them. While a reader is
+busy (its last read filled the buffer: the child writes faster than we read) this task
+stays out of its way, and when more than ``memory_budget`` bytes are waiting, chunks are
+no longer kept in memory: their place in the log file is, and they are read back from
+there (the page cache) later. So a child can flood at disk speed, the log is complete
+as soon as it stops, and the lines, counts and extractions follow, none lost.
+
+One queue for both streams keeps the order in which chunks were read, so line numbers
+count lines across stdout and stderr in read order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from trio_wrapper.core.lines import LineBatch, LineSplitter
+
+MEMORY_BUDGET = 4 * 1024 * 1024  # chunks kept in memory before falling back to the file
+READ_BACK = 1024 * 1024  # bytes read back from a log file at a time
+# A busy reader is left alone at most this long before one piece of line work is done, so
+# counts and extractions keep moving even under a flood that never lets up.
+MAX_DEFER_SECONDS = 0.01
+
+Deliver = Callable[[str, LineBatch], None]
+Ready = Callable[[], Awaitable[None]]
+
+
+class _Pending:
+    """A chunk waiting for line work: in memory (``data``) or only on disk (``data=None``)."""
+
+    __slots__ = ("data", "eof", "length", "offset", "stream")
+
+    def __init__(
+        self, stream: str, offset: int, length: int, data: bytes | None, eof: bool = False
+    ) -> None:
+        self.stream = stream
+        self.offset = offset
+        self.length = length
+        self.data = data
+        self.eof = eof
+
+
+class LinePipeline:
+    def __init__(
+        self,
+        log_paths: dict[str, Path],
+        deliver: Deliver,
+        *,
+        max_line_bytes: int,
+        keep_whole: bool = True,
+        memory_budget: int = MEMORY_BUDGET,
+        ready: Ready | None = None,
+    ) -> None:
+        """``ready``: awaited before each piece of line work, so a consumer that cannot
+        take more yet (the extraction worker is behind) holds the line work back; the
+        readers never wait, and what they read meanwhile waits in the log file."""
+        self._log_paths = log_paths
+        self._deliver = deliver
+        self._ready = ready
+        self._splitters = {
+            stream: LineSplitter(max_line_bytes, keep_whole=keep_whole) for stream in log_paths
+        }
+        self._budget = memory_budget
+        self._queue: deque[_Pending] = deque()
+        self._queued_bytes = 0
+        self._open_streams = set(log_paths)
+        self._busy: set[str] = set()
+        self._wakeup = trio.Event()
+        self._read_fds: dict[str, int] = {}
+        self.deferred_bytes = 0  # how much went by way of the file: a figure for tests
+        self.done = trio.Event()
+        self._idle = trio.Event()
+
+    # ---- the readers' side: synchronous, never waits --------------------------------
+
+    def submit(self, stream: str, offset: int, chunk: bytes, *, busy: bool) -> None:
+        """A chunk now in the log file at ``offset``. ``busy``: the read filled the buffer."""
+        length = len(chunk)
+        if busy:
+            self._busy.add(stream)
+        else:
+            self._busy.discard(stream)
+        if self._queued_bytes + length <= self._budget:
+            self._queue.append(_Pending(stream, offset, length, chunk))
+            self._queued_bytes += length
+        else:
+            self.deferred_bytes += length
+            last = self._queue[-1] if self._queue else None
+            if (
+                last is not None
+                and last.data is None
+                and not last.eof
+                and last.stream == stream
+                and last.offset + last.length == offset
+            ):
+                last.length += length  # one contiguous range on disk
+            else:
+                self._queue.append(_Pending(stream, offset, length, None))
+        self._wakeup.set()
+
+    def idle(self, stream: str) -> None:
+        """The reader found its pipe empty: line work may go ahead."""
+        if stream in self._busy:
+            self._busy.discard(stream)
+            self._wakeup.set()
+
+    def end(self, stream: str) -> None:
+        self._busy.discard(stream)
+        self._queue.append(_Pending(stream, 0, 0, None, eof=True))
+        self._wakeup.set()
+
+    # ---- the line work ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            while self._open_streams:
+                while not self._queue:
+                    await self._wakeup.wait()
+                    self._wakeup = trio.Event()
+                if self._busy:
+                    with trio.move_on_after(MAX_DEFER_SECONDS):
+                        while self._busy:
+                            await self._wakeup.wait()
+                            self._wakeup = trio.Event()
+                if self._ready is not None:
+                    await self._ready()
+                self._step()
+                if not self._open_streams:
+                    break  # ``done`` is set before anyone waiting for idle wakes
+                if not self._queue:
+                    self._idle.set()
+                    self._idle = trio.Event()
+                await trio.lowlevel.checkpoint()
+        finally:
+            for fd in self._read_fds.values():
+                os.close(fd)
+            self._read_fds.clear()
+            self.done.set()
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until everything submitted so far has been through line work."""
+        while self._queue and not self.done.is_set():
+            await self._idle.wait()
+
+    def _step(self) -> None:
+        item = self._queue.popleft()
+        stream = item.stream
+        splitter = self._splitters[stream]
+        if item.eof:
+            self._open_streams.discard(stream)
+            batch = splitter.flush()
+        elif item.data is not None:
+            self._queued_bytes -= item.length
+            batch = splitter.feed(item.data)
+        else:
+            piece = min(item.length, READ_BACK)
+            data = self._read_back(stream, item.offset, piece)
+            if piece < item.length:
+                self._queue.appendleft(
+                    _Pending(stream, item.offset + piece, item.length - piece, None)
+                )
+            batch = splitter.feed(data)
+        if batch.lines:
+            self._deliver(stream, batch)
+
+    def _read_back(self, stream: str, offset: int, length: int) -> bytes:
+        fd = self._read_fds.get(stream)
+        if fd is None:
+            fd = self._read_fds[stream] = os.open(self._log_paths[stream], os.O_RDONLY)
+        parts = []
+        while length > 0:
+            data = os.pread(fd, length, offset)
+            if not data:
+                break  # the log was truncated under us: nothing more to read
+            parts.append(data)
+            offset += len(data)
+            length -= len(data)
+        return b"".join(parts)

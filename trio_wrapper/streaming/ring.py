@@ -1,0 +1,241 @@
+"""Recent events, kept as runs and built into ``Event`` objects only when asked. Pure.
+
+A run is what one publish produced: the lines of one read, or a few state/extraction
+events. Rings hold runs, so an agent writing a million lines with nobody watching costs
+one small object per read here, not one per line. Ids inside a run are consecutive, and
+consecutive runs in a ring continue each other, so a ring is one unbroken id range.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import msgspec
+
+from trio_wrapper.extract.found import Found
+from trio_wrapper.streaming.wire import Event, stamp
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class Run:
+    """Consecutive events of one agent from one publish: the lines of one read, the
+    records one read yielded, or a few state events. Events and their wire bytes are
+    built only when someone asks, and then once for everyone."""
+
+    __slots__ = (
+        "_events",
+        "_global_wire",
+        "_lines",
+        "_records",
+        "_wire",
+        "agent",
+        "count",
+        "created",
+        "gseq",
+        "line_num",
+        "seq",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        agent: str,
+        seq: int,
+        gseq: int,
+        count: int,
+        *,
+        lines: Sequence[bytes] | None = None,
+        stream: str = "",
+        line_num: int = 0,
+        records: Found | None = None,
+        events: list[Event] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.seq = seq
+        self.gseq = gseq
+        self.count = count
+        self._lines = lines
+        self._records = records
+        self.stream = stream
+        self.line_num = line_num
+        self.created = time.time()
+        self._events = events
+        self._wire: bytes | None = None
+        self._global_wire: bytes | None = None
+
+    @classmethod
+    def of_lines(
+        cls, agent: str, seq: int, gseq: int, lines: Sequence[bytes], stream: str, line_num: int
+    ) -> Run:
+        return cls(agent, seq, gseq, len(lines), lines=lines, stream=stream, line_num=line_num)
+
+    @classmethod
+    def of_records(cls, agent: str, seq: int, gseq: int, records: Found) -> Run:
+        """Extraction records, as JSON lines: each is exactly the event's ``data`` object.
+        They are split only if someone streams or replays them."""
+        return cls(agent, seq, gseq, len(records), records=records)
+
+    @classmethod
+    def of_events(cls, events: list[Event]) -> Run:
+        first = events[0]
+        return cls(first.agent, first.seq, first.global_seq, len(events), events=events)
+
+    @property
+    def completes(self) -> bool:
+        """Holds a ``complete`` event (only state runs can)."""
+        return self._events is not None and any(e.type == "complete" for e in self._events)
+
+    def events(self) -> list[Event]:
+        """The run's events, built once and then shared by everyone who asks."""
+        if self._events is None:
+            agent, seq, gseq, created = self.agent, self.seq, self.gseq, self.created
+            if self._records is not None:
+                self._events = [
+                    Event(
+                        agent,
+                        seq + i,
+                        gseq + i,
+                        "extraction",
+                        _decode(r),
+                        created=created,
+                    )
+                    for i, r in enumerate(self._records.lines())
+                ]
+            else:
+                stream, line_num = self.stream, self.line_num
+                self._events = [
+                    Event(
+                        agent,
+                        seq + i,
+                        gseq + i,
+                        "log",
+                        line=line,
+                        stream=stream,
+                        line_num=line_num + i,
+                        created=created,
+                    )
+                    for i, line in enumerate(self._lines or [])
+                ]
+        return self._events
+
+    def wire(self, use_global: bool = False) -> bytes:
+        """The whole run framed for SSE, encoded once per id sequence."""
+        cached = self._global_wire if use_global else self._wire
+        if cached is None:
+            if self._lines is not None:
+                cached = self._encode_lines(use_global)
+            elif self._records is not None:
+                cached = self._encode_records(use_global)
+            elif use_global:
+                cached = b"".join(e.global_wire() for e in self.events())
+            else:
+                cached = b"".join(e.wire() for e in self.events())
+            if use_global:
+                self._global_wire = cached
+            else:
+                self._wire = cached
+        return cached
+
+    def _head(self, type_: str) -> bytes:
+        return (
+            b"\nevent: "
+            + type_.encode()
+            + b'\ndata: {"type":"'
+            + type_.encode()
+            + b'","timestamp":"'
+            + stamp(self.created).encode()
+            + b'","agent_name":'
+            + _encode(self.agent)
+            + b',"data":'
+        )
+
+    def _encode_lines(self, use_global: bool) -> bytes:
+        # Byte for byte what Event.wire() gives, without an Event per line.
+        head = self._head("log") + b'{"line":'
+        tail = b',"stream":"' + self.stream.encode() + b'","line_num":'
+        first_id = self.gseq if use_global else self.seq
+        line_num = self.line_num
+        parts = []
+        for i, line in enumerate(self._lines or ()):
+            text = _encode(line.decode("utf-8", "replace"))
+            parts.append(b"id: %d%s%s%s%d}}\n\n" % (first_id + i, head, text, tail, line_num + i))
+        return b"".join(parts)
+
+    def _encode_records(self, use_global: bool) -> bytes:
+        head = self._head("extraction")
+        first_id = self.gseq if use_global else self.seq
+        return b"".join(
+            b"id: %d%s%s}\n\n" % (first_id + i, head, record)
+            for i, record in enumerate(self._records.lines() if self._records else ())
+        )
+
+    def first_id(self, use_global: bool) -> int:
+        return self.gseq if use_global else self.seq
+
+
+class EventRing:
+    """The last ``capacity`` events of one id sequence (an agent's, or the daemon's)."""
+
+    __slots__ = ("_runs", "_total", "capacity", "use_global")
+
+    def __init__(self, capacity: int, *, use_global: bool = False) -> None:
+        self.capacity = capacity
+        self.use_global = use_global
+        self._runs: deque[Run] = deque()
+        self._total = 0
+
+    def __len__(self) -> int:
+        return min(self._total, self.capacity)
+
+    def append(self, run: Run) -> None:
+        runs = self._runs
+        runs.append(run)
+        self._total += run.count
+        # Drop whole runs while what is left still covers the capacity.
+        while runs and self._total - runs[0].count >= self.capacity:
+            self._total -= runs.popleft().count
+
+    @property
+    def newest_id(self) -> int | None:
+        if not self._runs:
+            return None
+        last = self._runs[-1]
+        return last.first_id(self.use_global) + last.count - 1
+
+    @property
+    def oldest_id(self) -> int | None:
+        """The oldest id still retained (runs may hold a few older ones beyond capacity)."""
+        newest = self.newest_id
+        if newest is None:
+            return None
+        return max(self._runs[0].first_id(self.use_global), newest - self.capacity + 1)
+
+    def since(self, first_id: int) -> list[Event]:
+        """Retained events with id >= ``first_id``, oldest first."""
+        oldest = self.oldest_id
+        if oldest is None:
+            return []
+        first_id = max(first_id, oldest)
+        picked: list[list[Event]] = []
+        for run in reversed(self._runs):
+            start = run.first_id(self.use_global)
+            if start + run.count <= first_id:
+                break
+            events = run.events()
+            picked.append(events[first_id - start :] if start < first_id else events)
+        return [event for events in reversed(picked) for event in events]
+
+    def last(self, count: int) -> list[Event]:
+        newest = self.newest_id
+        if newest is None or count <= 0:
+            return []
+        return self.since(newest - count + 1)
+
+    def peek_last(self) -> Event | None:
+        if not self._runs:
+            return None
+        return self._runs[-1].events()[-1]
