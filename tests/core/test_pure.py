@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_wrapper.core.status import InvalidTransition, Status, check_transition, status_after_exit
+from trio_wrapper.core.status import (
+    InvalidTransition,
+    Status,
+    check_transition,
+    exit_detail,
+    status_after_exit,
+    stopping_detail,
+)
 from trio_wrapper.core.timefmt import go_duration, log_stamp, rfc3339
 from trio_wrapper.history.logtail import tail_lines
 
@@ -77,3 +84,12 @@ def test_tail_reads_across_blocks(tmp_path: Path) -> None:
     path.write_bytes(b"".join(b"%06d\n" % i for i in range(100_000)))
     assert tail_lines(path, 3) == b"099997\n099998\n099999\n"
     assert tail_lines(path, 20_000).count(b"\n") == 20_000
+
+
+def test_exit_detail_names_how_a_run_ended() -> None:
+    assert exit_detail(0, None) == "exit code 0"
+    assert exit_detail(3, None) == "exit code 3"
+    assert exit_detail(None, "SIGTERM") == "killed by SIGTERM"
+    assert exit_detail(None, "SIGKILL", timed_out=1.5) == "timed out after 1.5s"
+    assert exit_detail(None, "SIGTERM", timed_out=2) == "timed out after 2s"
+    assert stopping_detail("shutdown") == "stop requested (shutdown)"

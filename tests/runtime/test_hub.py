@@ -28,6 +28,7 @@ class FakeAgent:
     exit_code: int | None = None
     exit_signal: str | None = None
     stop_reason: str | None = None
+    status_detail: str = ""
     duration_seconds: float = 1.5
 
 

@@ -13,7 +13,8 @@ import pytest
 import trio
 
 from tests.helpers import PY, make_config, wait_for
-from trio_wrapper.core.errors import ApiError
+from trio_wrapper.api.errors import http_status
+from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.status import Status
 from trio_wrapper.runtime.agent import Agent, AgentSpec, StdinClosed
@@ -70,9 +71,9 @@ async def test_killed_by_a_signal_not_from_us_is_failed(supervisor: Supervisor) 
 
 
 async def test_missing_executable_is_not_registered(supervisor: Supervisor) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refusal) as info:
         await supervisor.start(AgentSpec("ghost", ["/nonexistent/agent-cli"]))
-    assert info.value.status == 422 and info.value.code == "spawn_failed"
+    assert http_status(info.value) == 422 and info.value.code == "spawn_failed"
     assert "ghost" not in supervisor.agents
     assert supervisor.failed_starts == 1
     assert not (supervisor.logs_dir / "agents" / "ghost").exists()
@@ -205,14 +206,14 @@ async def test_env_cwd_and_unbuffered(supervisor: Supervisor, tmp_path: Path) ->
 
 
 async def test_missing_cwd_is_spawn_failed(supervisor: Supervisor, tmp_path: Path) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refusal) as info:
         await supervisor.start(AgentSpec("nocwd", ["true"], cwd=str(tmp_path / "absent")))
     assert info.value.code == "spawn_failed"
 
 
 async def test_name_taken_and_freed_by_remove(supervisor: Supervisor) -> None:
     await supervisor.start(AgentSpec("dup", ["sleep", "30"]))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refusal) as info:
         await supervisor.start(AgentSpec("dup", ["true"]))
     assert info.value.code == "agent_exists"
     await supervisor.remove("dup")
@@ -264,13 +265,13 @@ async def test_too_many_agents_and_allowed_commands(nursery: trio.Nursery, tmp_p
     config = make_config(tmp_path, limits={"max_agents": 1}, agents={"allowed_commands": ["sleep"]})
     sup = Supervisor(config)
     await nursery.start(sup.run)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refusal) as info:
         await sup.start(AgentSpec("nope", ["/bin/sleep", "1"]))
-    assert (info.value.status, info.value.code) == (403, "command_not_allowed")
+    assert (http_status(info.value), info.value.code) == (403, "command_not_allowed")
     await sup.start(AgentSpec("one", ["sleep", "30"]))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(Refusal) as info:
         await sup.start(AgentSpec("two", ["sleep", "30"]))
-    assert (info.value.status, info.value.code) == (429, "too_many_agents")
+    assert (http_status(info.value), info.value.code) == (429, "too_many_agents")
     await sup.shutdown()
 
 
@@ -365,3 +366,42 @@ async def test_descriptors_are_released(supervisor: Supervisor) -> None:
 
 def test_signal_names_are_recorded_as_names() -> None:
     assert signal.Signals(9).name == "SIGKILL"
+
+
+class _StateSeen:
+    """An observer that keeps the detail of every status the SSE hub would publish."""
+
+    def __init__(self) -> None:
+        self.details: list[tuple[str, str]] = []
+
+    def on_lines(self, agent: Agent, stream: str, first_line_num: int, batch: LineBatch) -> None:
+        pass
+
+    def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
+        self.details.append((new.value, agent.status_detail))
+
+    def on_removed(self, agent: Agent) -> None:
+        pass
+
+    def on_records(self, agent: Agent, found: object, counts_by_type: object) -> None:
+        pass
+
+
+async def test_a_stopped_runs_detail_is_the_same_in_its_file_and_on_the_stream(
+    supervisor: Supervisor,
+) -> None:
+    seen = _StateSeen()
+    supervisor.observers.append(seen)
+    agent = await supervisor.start(AgentSpec("stopme", ["sleep", "30"]))
+    await agent.stop(grace=5.0)
+    await finished(agent)
+    assert agent.status is Status.STOPPED
+    in_file = [
+        (event["state"], event["detail"])
+        for event in map(json.loads, agent.files.events.read_text().splitlines())
+    ]
+    assert in_file == seen.details
+    assert in_file[-2:] == [
+        ("stopping", "stop requested (api)"),
+        ("stopped", "killed by SIGTERM"),
+    ]

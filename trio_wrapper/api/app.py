@@ -36,11 +36,12 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from trio_wrapper import __version__
+from trio_wrapper.api.errors import CODE_OF_STATUS, HttpRefusal
 from trio_wrapper.api.metrics_routes import install_metrics_routes
 from trio_wrapper.api.responses import error_response, json_response
 from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.config import LOOPBACK_NAMES, Config, load_config
-from trio_wrapper.core.errors import ApiError, invalid_request
+from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.models import (
     AgentCreate,
     AgentDetail,
@@ -68,16 +69,6 @@ log = logging.getLogger("trio_wrapper.api")
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_TAIL = 100_000
 T = TypeVar("T")
-
-_HTTP_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-}
 
 
 class _OpenAPIProvider(OpenAPIProvider):
@@ -227,7 +218,7 @@ def _install_guards(app: QuartTrio, state: AppState) -> None:
             # DNS-rebinding guard: a page on evil.example resolving to 127.0.0.1 sends
             # its own host name, which is not ours.
             return error_response(
-                ApiError(403, "host_not_allowed", f"host {request.host!r} is not allowed")
+                Refusal("host_not_allowed", f"host {request.host!r} is not allowed")
             )
         if request.method == "OPTIONS" or not token:
             return None
@@ -240,38 +231,36 @@ def _install_guards(app: QuartTrio, state: AppState) -> None:
                 supplied = request.args["access_token"]
             if not hmac.compare_digest(supplied.encode(), token.encode()):
                 return error_response(
-                    ApiError(
-                        401, "unauthorized", "a valid 'Authorization: Bearer' token is required"
-                    )
+                    Refusal("unauthorized", "a valid 'Authorization: Bearer' token is required")
                 )
         return None
 
 
 def _install_error_handlers(app: QuartTrio) -> None:
-    @app.errorhandler(ApiError)
-    async def _api_error(err: ApiError) -> Response:
+    @app.errorhandler(Refusal)
+    async def _api_error(err: Refusal) -> Response:
         return error_response(err)
 
     @app.errorhandler(HTTPException)
     async def _http_error(err: HTTPException) -> Response:
         status = err.code or 500
-        code = _HTTP_CODES.get(status, "http_error")
+        code = CODE_OF_STATUS.get(status, "http_error")
         message = err.description or err.name
         if status == 413:
             message = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return error_response(ApiError(status, code, message))
+        return error_response(HttpRefusal(status, code, message))
 
     @app.errorhandler(Exception)
     async def _unexpected(err: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "internal_error", "internal error; see the daemon log"))
+        return error_response(Refusal("internal_error", "internal error; see the daemon log"))
 
 
 async def read_json(model: type[T], max_bytes: int) -> T:
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+        raise Refusal("unsupported_media_type", "send the body as application/json")
     if request.content_length is not None and request.content_length > max_bytes:
-        raise ApiError(413, "body_too_large", f"request body larger than {max_bytes} bytes")
+        raise Refusal("body_too_large", f"request body larger than {max_bytes} bytes")
     body = await request.get_data(cache=False, as_text=False)
     try:
         return msgspec.json.decode(body, type=model)
@@ -299,7 +288,7 @@ def resolve_spec(body: AgentCreate, config: Config) -> AgentSpec:
             raise invalid_request("give either 'profile' or 'command', not both")
         profile = config.profiles.get(body.profile)
         if profile is None:
-            raise ApiError(404, "unknown_profile", f"no profile named {body.profile!r}")
+            raise Refusal("unknown_profile", f"no profile named {body.profile!r}")
         if any("{prompt}" in arg for arg in profile.command) and body.prompt is None:
             raise invalid_request(f"profile {body.profile!r} needs a 'prompt'")
         argv = [arg.replace("{prompt}", body.prompt or "") for arg in profile.command]
@@ -444,10 +433,10 @@ def _install_routes(app: QuartTrio, state: AppState) -> None:
                 data, eof=body.eof, write_timeout=config.agents.stdin_write_timeout_seconds
             )
         except StdinClosed:
-            raise ApiError(409, "stdin_not_open", f"agent {name!r} has no open stdin") from None
+            raise Refusal("stdin_not_open", f"agent {name!r} has no open stdin") from None
         except StdinBlocked:
-            raise ApiError(
-                409, "stdin_blocked", f"agent {name!r} did not read its stdin in time"
+            raise Refusal(
+                "stdin_blocked", f"agent {name!r} did not read its stdin in time"
             ) from None
         return json_response({"written": len(data), "eof": body.eof})
 
@@ -459,7 +448,7 @@ def _install_routes(app: QuartTrio, state: AppState) -> None:
         query = parse_query(LogsQuery)
         path = agent.files.log(query.stream)
         if not path.exists():
-            raise ApiError(404, "log_not_found", f"no {query.stream} log for {name!r}")
+            raise Refusal("log_not_found", f"no {query.stream} log for {name!r}")
         if query.tail is None:
             response = await send_file(path, mimetype="text/plain")
             response.headers["Content-Type"] = "text/plain; charset=utf-8"

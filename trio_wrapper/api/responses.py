@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 from quart import Response
 
-from trio_wrapper.core.errors import ApiError
+from trio_wrapper.api.errors import http_status
+from trio_wrapper.core.errors import Refusal
 
 JSON_TYPE = "application/json; charset=utf-8"
 _encoder = msgspec.json.Encoder()
@@ -17,8 +18,9 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(_encoder.encode(payload), status=status, content_type=JSON_TYPE)
 
 
-def error_response(err: ApiError) -> Response:
-    response = json_response(err.body(), err.status)
-    if err.status == 401:
+def error_response(err: Refusal) -> Response:
+    status = http_status(err)
+    response = json_response(err.body(), status)
+    if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="trio_wrapper"'
     return response

@@ -38,8 +38,9 @@ from quart_schema import document_querystring, document_response
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
+from trio_wrapper.api.errors import http_status
 from trio_wrapper.api.responses import json_response
-from trio_wrapper.core.errors import ApiError, invalid_request
+from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.models import SseStats, StreamQuery
 from trio_wrapper.runtime.hub import Client, Hub, complete_data
 from trio_wrapper.streaming.wire import Event, control, parse_last_event_id
@@ -161,7 +162,7 @@ async def run_stream(
             agent_live=agent is None or agent.is_live,
             peer=peer,
         )
-    except ApiError as err:
+    except Refusal as err:
         await _send_error(send, err)
         return
     client = sub.client
@@ -323,12 +324,12 @@ async def _send(send: ASGISendCallable, client: Client, message: ASGISendEvent) 
     return True
 
 
-async def _send_error(send: ASGISendCallable, err: ApiError) -> None:
+async def _send_error(send: ASGISendCallable, err: Refusal) -> None:
     body = msgspec.json.encode(err.body())
     await send(
         {
             "type": "http.response.start",
-            "status": err.status,
+            "status": http_status(err),
             "headers": [(b"content-type", b"application/json; charset=utf-8")],
         }
     )

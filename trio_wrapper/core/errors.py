@@ -1,14 +1,16 @@
-"""Errors that reach an API client as ``{"error": {"code", "message"}}``."""
+"""Refusals: what the daemon declines to do, named by a stable snake_case code.
+
+The domain says *what* went wrong (``agent_not_found``, ``spawn_failed``…); which HTTP
+status that becomes is the API's business, decided in one table (``api.errors``). A client
+sees ``{"error": {"code", "message"}}``.
+"""
 
 from __future__ import annotations
 
 
-class ApiError(Exception):
-    """A refusal with an HTTP status and a stable snake_case code (contract section 3)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
+class Refusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
 
@@ -16,9 +18,9 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message}}
 
 
-def invalid_request(message: str) -> ApiError:
-    return ApiError(400, "invalid_request", message)
+def invalid_request(message: str) -> Refusal:
+    return Refusal("invalid_request", message)
 
 
-def agent_not_found(name: str) -> ApiError:
-    return ApiError(404, "agent_not_found", f"no agent named {name!r}")
+def agent_not_found(name: str) -> Refusal:
+    return Refusal("agent_not_found", f"no agent named {name!r}")

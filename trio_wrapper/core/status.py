@@ -48,3 +48,24 @@ def status_after_exit(returncode: int, *, stop_requested: bool, timed_out: bool)
     if stop_requested:
         return Status.STOPPED
     return Status.COMPLETED if returncode == 0 else Status.FAILED
+
+
+def stopping_detail(reason: str) -> str:
+    """Why a run is ``stopping``: ``api``, ``shutdown`` or ``timeout``."""
+    return f"stop requested ({reason})"
+
+
+def exit_detail(
+    exit_code: int | None, exit_signal: str | None, *, timed_out: float | None = None
+) -> str:
+    """The one sentence that says how a run ended: the events file, the SSE ``state``
+    event and the meta file all carry this text, so they cannot disagree.
+
+    ``timed_out`` is the limit in seconds when the run was stopped for running past it.
+    A signal is named whoever sent it: the status already says whether it was our stop.
+    """
+    if timed_out is not None:
+        return f"timed out after {timed_out:g}s"
+    if exit_signal:
+        return f"killed by {exit_signal}"
+    return f"exit code {exit_code}"

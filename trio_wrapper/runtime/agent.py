@@ -29,7 +29,13 @@ import msgspec
 import trio
 
 from trio_wrapper.core.lines import LineBatch
-from trio_wrapper.core.status import Status, check_transition, status_after_exit
+from trio_wrapper.core.status import (
+    Status,
+    check_transition,
+    exit_detail,
+    status_after_exit,
+    stopping_detail,
+)
 from trio_wrapper.core.timefmt import go_duration, now_local, rfc3339
 from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
@@ -124,6 +130,8 @@ class Agent:
         self.exit_code: int | None = None
         self.exit_signal: str | None = None
         self.stop_reason: str | None = None
+        # How the newest status came about (core.status decides the wording once).
+        self.status_detail = ""
         self.problem: str | None = None
         self.stats = {"stdout": StreamStats(), "stderr": StreamStats()}
         self.line_num = 0
@@ -326,6 +334,7 @@ class Agent:
         old = self.status
         check_transition(old, new)
         self.status = new
+        self.status_detail = detail
         if new.is_terminal:
             self.completed_at = now_local()
             self._ended_mono = time.monotonic()
@@ -432,13 +441,12 @@ class Agent:
         if self.status is Status.STARTING:
             self.status = Status.RUNNING
         if (self._stop_requested or self._timed_out) and self.status is Status.RUNNING:
-            self._set_status(Status.STOPPING)
-        if self.exit_signal and not self._stop_requested:
-            detail = f"killed by {self.exit_signal}"
-        elif self._timed_out:
-            detail = f"timed out after {self.spec.timeout_seconds}s"
-        else:
-            detail = f"exit code {self.exit_code}"
+            self._set_status(Status.STOPPING, stopping_detail(self.stop_reason or "api"))
+        detail = exit_detail(
+            self.exit_code,
+            self.exit_signal,
+            timed_out=self.spec.timeout_seconds if self._timed_out else None,
+        )
         self._set_status(new, detail)
 
     async def _read(self, stream_name: str, stream: trio.abc.ReceiveStream) -> None:
@@ -520,7 +528,7 @@ class Agent:
             self._timed_out = True
             self.stop_reason = "timeout"
             if self.status is Status.RUNNING:
-                self._set_status(Status.STOPPING, "timeout")
+                self._set_status(Status.STOPPING, stopping_detail("timeout"))
             await self._terminate_group(self._stop_grace)
 
     # ---- stopping -------------------------------------------------------------------
@@ -533,7 +541,7 @@ class Agent:
             self._stop_requested = True
             self.stop_reason = reason
             if self.status in (Status.STARTING, Status.RUNNING):
-                self._set_status(Status.STOPPING, f"stop requested ({reason})")
+                self._set_status(Status.STOPPING, stopping_detail(reason))
         await self._terminate_group(grace)
         with trio.move_on_after(STOP_DRAIN_SECONDS):
             await self._done.wait()

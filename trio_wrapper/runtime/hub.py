@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from trio_wrapper.core.errors import ApiError
+from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
@@ -303,7 +303,7 @@ class Hub:
 
     def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
         items: list[tuple[str, dict[str, Any]]] = [
-            ("state", {"state": new.value, "detail": _status_detail(agent, new)})
+            ("state", {"state": new.value, "detail": agent.status_detail})
         ]
         if new.is_terminal:
             items.append(("complete", complete_data(agent)))
@@ -391,9 +391,9 @@ class Hub:
         hub never saw) the client is not registered: the stream replays and ends.
         """
         if self.closing:
-            raise ApiError(503, "shutting_down", "the daemon is shutting down")
+            raise Refusal("shutting_down", "the daemon is shutting down")
         if len(self.clients) >= self.limits.max_clients:
-            raise ApiError(503, "too_many_clients", "too many SSE clients connected")
+            raise Refusal("too_many_clients", "too many SSE clients connected")
         client = Client(next(self._client_ids), agent_name, self.limits.client_buffer, peer)
         if agent_name is None:
             replay, gap = _select_replay(self.global_ring, last_event_id, history)
@@ -406,7 +406,7 @@ class Hub:
                 return Subscription(client, [], None, finished=True, complete=None)
             channel = self._channel(agent_name)
         if len(channel.clients) >= self.limits.max_clients_per_agent:
-            raise ApiError(503, "too_many_clients", f"too many SSE clients on {agent_name!r}")
+            raise Refusal("too_many_clients", f"too many SSE clients on {agent_name!r}")
         replay, gap = _select_replay(channel.ring, last_event_id, history)
         if channel.complete is not None:
             return Subscription(client, replay, gap, finished=True, complete=channel.complete)
@@ -548,16 +548,6 @@ def _select_replay(
             gap = Gap(oldest - last_event_id - 1, last_event_id + 1, oldest - 1)
         return ring.since(last_event_id + 1), gap
     return ring.last(history), None
-
-
-def _status_detail(agent: Agent, new: Status) -> str:
-    if new is Status.STOPPING:
-        return f"stop requested ({agent.stop_reason or 'api'})"
-    if new.is_terminal:
-        if agent.exit_signal:
-            return f"killed by {agent.exit_signal}"
-        return f"exit code {agent.exit_code}"
-    return ""
 
 
 def complete_data(agent: Agent) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import msgspec
 import trio
 
 from trio_wrapper.config import Config
-from trio_wrapper.core.errors import ApiError, agent_not_found
+from trio_wrapper.core.errors import Refusal, agent_not_found
 from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import now_local, rfc3339
 from trio_wrapper.extract import Rule
@@ -32,8 +32,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 def check_name(name: str) -> None:
     if not NAME_RE.match(name):
-        raise ApiError(
-            400,
+        raise Refusal(
             "invalid_name",
             "name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (letters, digits, '.', '_', '-')",
         )
@@ -110,21 +109,18 @@ class Supervisor:
         allowed = self.config.agents.allowed_commands
         # Exact match only: allowing "codex" must not allow "/tmp/x/codex".
         if allowed and argv0 not in allowed:
-            raise ApiError(
-                403, "command_not_allowed", f"{argv0!r} is not in agents.allowed_commands"
-            )
+            raise Refusal("command_not_allowed", f"{argv0!r} is not in agents.allowed_commands")
 
     async def start(self, spec: AgentSpec) -> Agent:
         """Spawn and register an agent; the name is only taken once the spawn worked."""
         if self._closing or self._nursery is None:
-            raise ApiError(503, "shutting_down", "the daemon is shutting down")
+            raise Refusal("shutting_down", "the daemon is shutting down")
         check_name(spec.name)
         if spec.name in self._reserved or spec.name in self.agents:
-            raise ApiError(409, "agent_exists", f"an agent named {spec.name!r} already exists")
+            raise Refusal("agent_exists", f"an agent named {spec.name!r} already exists")
         self._check_allowed(spec.command[0])
         if self.live_count() + len(self._reserved) >= self.config.limits.max_agents:
-            raise ApiError(
-                429,
+            raise Refusal(
                 "too_many_agents",
                 f"limit of {self.config.limits.max_agents} running agents reached",
             )
@@ -164,7 +160,7 @@ class Supervisor:
     async def _spawn(self, spec: AgentSpec) -> tuple[trio.Process, int | None]:
         if spec.cwd is not None and not await trio.Path(spec.cwd).is_dir():
             self.failed_starts += 1
-            raise ApiError(422, "spawn_failed", f"working directory {spec.cwd!r} does not exist")
+            raise Refusal("spawn_failed", f"working directory {spec.cwd!r} does not exist")
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
         master: int | None = None
         stdin: int = subprocess.PIPE if spec.stdin else subprocess.DEVNULL
@@ -192,9 +188,7 @@ class Supervisor:
             if master is not None:
                 os.close(master)
             reason = exc.strerror or str(exc)
-            raise ApiError(
-                422, "spawn_failed", f"cannot start {spec.command[0]!r}: {reason}"
-            ) from exc
+            raise Refusal("spawn_failed", f"cannot start {spec.command[0]!r}: {reason}") from exc
         finally:
             if slave is not None:
                 os.close(slave)
