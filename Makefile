@@ -1,31 +1,40 @@
-# Two commands on a fresh machine: `make run` and `make test`. Each creates .venv on its own.
+# Two commands on a fresh machine: `make run` and `make test`. Each creates .venv on its own
+# and installs the exact versions of requirements/*.lock (hashes checked); pyproject.toml
+# keeps the ranges, `make lock` turns them into new locks.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed-run
 TSTAMP := $(VENV)/.installed-test
 BSTAMP := $(VENV)/.installed-bench
+# Extra flags for `make run`, e.g. ARGS="--port 0"; the address is conf/trio_wrapper.toml's.
+ARGS   ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The locked packages first (setuptools among them), then the project itself, editable,
+# built with that setuptools: nothing is resolved at install time.
+define install_locked
+	$(PIP) install --quiet --require-hashes -r requirements/$(1).lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+endef
 
-$(TSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+$(STAMP): pyproject.toml requirements/run.lock | $(BIN)/python
+	$(call install_locked,run)
 
-$(BSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench]'
-	touch $@
+$(TSTAMP): pyproject.toml requirements/test.lock | $(BIN)/python
+	$(call install_locked,test)
+
+$(BSTAMP): pyproject.toml requirements/bench.lock | $(BIN)/python
+	$(call install_locked,bench)
 
 run: $(STAMP)
-	$(BIN)/trio-wrapper serve --config conf/trio_wrapper.toml
+	$(BIN)/trio-wrapper serve --config conf/trio_wrapper.toml $(ARGS)
 
 lint: $(TSTAMP)
 	$(BIN)/ruff check trio_wrapper tests bench
@@ -43,6 +52,15 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/metrics.py
+
+# New locks from pyproject's ranges (needs uv, installed into the venv for this).
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--custom-compile-command "make lock" pyproject.toml requirements/build.in
+lock: | $(BIN)/python
+	$(PIP) install --quiet uv
+	$(LOCK) -o requirements/run.lock
+	$(LOCK) --extra test -o requirements/test.lock
+	$(LOCK) --extra test --extra bench -o requirements/bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
