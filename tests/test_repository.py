@@ -28,15 +28,39 @@ _TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".cfg", ".ini", ".sh", ".conf",
 _VERBATIM = REPO / "tests" / "fixtures" / "transcripts"
 
 
+_NOT_OURS = {
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "logs",
+    "out",
+    "node_modules",
+}
+
+
 def _tracked_files() -> list[Path]:
+    """The repository's files: git's list in a clone, a walk of the tree in an export."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.split()
-    files = [REPO / name for name in listed]
+        check=False,
+    )
+    if listed.returncode == 0:
+        files = [REPO / name for name in listed.stdout.split()]
+    else:
+        files = [
+            f
+            for f in REPO.rglob("*")
+            if not _NOT_OURS.intersection(f.relative_to(REPO).parts)
+            and not f.name.endswith(".egg-info")
+            and not any(part.endswith(".egg-info") for part in f.relative_to(REPO).parts)
+        ]
     # This file spells the patterns it looks for.
     this = Path(__file__).resolve()
     return [f for f in files if f.is_file() and _VERBATIM not in f.parents and f != this]
