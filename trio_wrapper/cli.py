@@ -64,7 +64,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    problem = logs_dir_problem(Path(config.server.logs_dir))
+    if problem:
+        print(f"trio-wrapper: cannot start: {problem}", file=sys.stderr)
+        return 1
     from trio_wrapper.daemon import serve
 
-    trio.run(serve, config, rules)
+    try:
+        trio.run(serve, config, rules)
+    except (OSError, BaseExceptionGroup) as exc:
+        # A start-up failure (the port is taken, an address that is not ours) reaches us
+        # as an OSError, usually wrapped in the nurseries' exception groups: one line
+        # naming the cause is what an operator needs, not the tasks' tracebacks.
+        failure = first_os_error(exc)
+        if failure is None:
+            raise
+        where = f"{config.server.host}:{config.server.port}"
+        reason = (failure.strerror or str(failure)).lower()
+        print(f"trio-wrapper: cannot start: cannot listen on {where}: {reason}", file=sys.stderr)
+        return 1
     return 0
+
+
+def logs_dir_problem(logs_dir: Path) -> str | None:
+    """Why the daemon could not keep logs in ``logs_dir``, or None: checked before
+    anything starts, so the answer is one line instead of a task's traceback."""
+    try:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        probe = logs_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"logs dir {str(logs_dir)!r} is not writable: {(exc.strerror or str(exc)).lower()}"
+    return None
+
+
+def first_os_error(exc: BaseException) -> OSError | None:
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_os_error(inner)
+            if found is not None:
+                return found
+    return None
