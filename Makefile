@@ -11,7 +11,7 @@ BSTAMP := $(VENV)/.installed-bench
 # Extra flags for `make run`, e.g. ARGS="--port 0"; the address is conf/trio_wrapper.toml's.
 ARGS   ?=
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench lock openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/metrics.py
+
+# docs/openapi.json from the app (a test fails when it differs from /openapi.json).
+openapi: $(TSTAMP)
+	$(BIN)/python -m tests.api.test_docs
 
 # New locks from pyproject's ranges (needs uv, installed into the venv for this).
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \

@@ -36,6 +36,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from trio_wrapper import __version__
+from trio_wrapper.api.docs_ui import install_docs_ui
 from trio_wrapper.api.errors import CODE_OF_STATUS, HttpRefusal
 from trio_wrapper.api.metrics_routes import install_metrics_routes
 from trio_wrapper.api.responses import error_response, json_response
@@ -135,6 +136,7 @@ def create_app(
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
         openapi_provider_class=_OpenAPIProvider,
     )
+    install_docs_ui(app)
     cors(
         app,
         allow_origin=config.cors.allow_origins,
