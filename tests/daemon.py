@@ -46,7 +46,7 @@ class LaunchError(Exception):
     """A process started here did not come up as expected."""
 
 
-def poll(check: Callable[[], T], timeout: float, what: str | Callable[[], str]) -> T:
+def poll(check: Callable[[], T | None], timeout: float, what: str | Callable[[], str]) -> T:
     """Call ``check`` until it returns something true and return that; ``TimeoutError``
     (naming ``what``) once ``timeout`` seconds have passed without."""
     deadline = time.monotonic() + timeout
@@ -110,21 +110,24 @@ class Child:
         """Everything the process wrote so far."""
         return self.output.read_text(errors="replace") if self.output.exists() else ""
 
-    def wait_for_output(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        """The first match of ``pattern`` in the output; ``LaunchError`` if the process
-        exits or ``timeout`` seconds pass first."""
+    def wait_for_output(
+        self, pattern: re.Pattern[str], timeout: float, what: str = ""
+    ) -> re.Match[str]:
+        """The first match of ``pattern`` (``what`` it stands for) in the output;
+        ``LaunchError`` if the process exits or ``timeout`` seconds pass first."""
+        name = Path(self.args[0]).name
+        what = what or repr(pattern.pattern)
 
         def found() -> re.Match[str] | None:
             match = pattern.search(self.text())
             if match is None and self.process.poll() is not None:
                 raise LaunchError(
-                    f"{self.args[0]} exited ({self.process.returncode}) before "
-                    f"{pattern.pattern!r}:\n{self.text()}"
+                    f"{name} exited ({self.process.returncode}) before {what}:\n{self.text()}"
                 )
             return match
 
         try:
-            return poll(found, timeout, f"{self.args[0]} wrote no {pattern.pattern!r}")
+            return poll(found, timeout, f"{name} wrote no {what}")
         except TimeoutError as exc:
             raise LaunchError(f"{exc}:\n{self.text()}") from None
 
@@ -208,7 +211,7 @@ class Daemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.child = Child(self.args, self.stderr_path, cwd=self.cwd, env=self.env, stdout=False)
         try:
-            match = self.child.wait_for_output(LISTENING, timeout)
+            match = self.child.wait_for_output(LISTENING, timeout, "its listening line")
             self.url, self.port = match.group(1), int(match.group(2))
             self._wait_healthy(timeout)
         except BaseException:
