@@ -49,7 +49,6 @@ from typing import Any
 import httpx
 from common import (
     BenchError,
-    Daemon,
     goal_line,
     kill_leftovers,
     load_average,
@@ -658,13 +657,13 @@ def latency_daemon(tmp: Path, args: argparse.Namespace) -> LatencySample:
     command = [sys.executable, "-c", PRODUCER, str(args.latency_lines), str(args.interval)]
     try:
         with (
-            running_daemon(tmp / "daemon", DAEMON_ENV) as daemon,
+            running_daemon(tmp / "daemon", env=DAEMON_ENV) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
             workers(tmp) as pool,
         ):
             create_agent(http, "lat", command, pids)
             files = latency_clients(
-                pool, tmp, port_of(daemon), "/api/agents/lat/stream", DAEMON_END, args
+                pool, tmp, daemon.port, "/api/agents/lat/stream", DAEMON_END, args
             )
             wait_clients(http, "lat", args.latency_clients, 30)
             go(http, "lat")
@@ -789,13 +788,13 @@ def throughput_daemon(tmp: Path, args: argparse.Namespace, file: Path) -> Throug
     command = [*FIREHOSE, str(file)]
     try:
         with (
-            running_daemon(tmp / "daemon", DAEMON_ENV) as daemon,
+            running_daemon(tmp / "daemon", env=DAEMON_ENV) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
             workers(tmp) as pool,
         ):
             create_agent(http, "fire", command, pids)
             outs = throughput_clients(
-                pool, tmp, port_of(daemon), "/api/agents/fire/stream", DAEMON_END, args
+                pool, tmp, daemon.port, "/api/agents/fire/stream", DAEMON_END, args
             )
             wait_clients(http, "fire", args.throughput_clients, 30)
             started = go(http, "fire")
@@ -880,11 +879,11 @@ def idle_daemon(tmp: Path, args: argparse.Namespace) -> IdleSample:
     path = "/api/agents/idle/stream"
     try:
         with (
-            running_daemon(tmp / "daemon", env) as daemon,
+            running_daemon(tmp / "daemon", env=env) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
         ):
             create_agent(http, "idle", IDLE_COMMAND, pids)
-            port = port_of(daemon)
+            port = daemon.port
             # Warm-up: a few hundred clients come and go, so first-use allocations
             # (imports, caches, pools) are not counted per client.
             with workers(tmp) as warm:
@@ -929,10 +928,6 @@ def idle_daemon(tmp: Path, args: argparse.Namespace) -> IdleSample:
 def split(total: int, parts: int) -> list[int]:
     parts = max(1, min(parts, total))
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def port_of(daemon: Daemon) -> int:
-    return int(daemon.url.rsplit(":", 1)[1])
 
 
 def main() -> int:
