@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 from common import (
     BenchError,
+    Child,
     goal_line,
     kill_leftovers,
     load_average,
@@ -494,7 +495,7 @@ class Nchan:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
         self.port = 0
 
     def start(self) -> None:
@@ -510,37 +511,25 @@ class Nchan:
             NCHAN_CONF.format(module=NCHAN_MODULE, tmp=self.workdir, port=self.port, user=user)
         )
         error_log = self.workdir / "error.log"
-        with open(self.workdir / "nginx.out", "wb") as out:
-            self.proc = subprocess.Popen(
-                [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = Child(
+            [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)],
+            self.workdir / "nginx.out",
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
                 socket.create_connection((HOST, self.port), timeout=1).close()
                 return
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.process.poll() is not None or time.monotonic() > deadline:
                     errors = error_log.read_text(errors="replace") if error_log.exists() else ""
                     raise BenchError(f"nginx did not start: {errors}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGQUIT (graceful: workers finish, then exit), 10 s, SIGKILL to the group."""
+        if self.proc is not None:
+            self.proc.stop(10, signal.SIGQUIT)
 
 
 @contextlib.contextmanager
