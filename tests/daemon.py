@@ -240,7 +240,11 @@ class Daemon:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM to the daemon, which stops its agents and its worker itself; SIGKILL to
-        its group after ``timeout`` seconds. Its exit status (0 = it stopped by itself)."""
+        its group after ``timeout`` seconds. Its exit status (0 = it stopped by itself).
+
+        The SIGTERM goes to the daemon alone, as ``kill PID`` from a user: its extraction
+        worker shares its group and does not ignore SIGTERM, so a group SIGTERM would end
+        the worker under a daemon still stopping its agents."""
         return self.child.stop(timeout) if self.child is not None else 0
 
     def __enter__(self) -> Daemon:
