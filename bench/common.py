@@ -1,23 +1,20 @@
 """Shared helpers for the benchmarks: the daemon as a subprocess, timing, medians, tables.
 
-The daemon is started exactly as a user would start it (``trio-wrapper serve --port 0``);
-its stderr goes to a file in the run's temporary directory, from which the bound port is
-read. Everything started here is stopped in ``finally`` blocks by the callers.
+The daemon is started exactly as a user would start it (``trio-wrapper serve --port 0``),
+by the launcher the end-to-end tests use (tests/daemon.py): no config file, its stderr in
+a file in the run's temporary directory, from which the bound port is read. Everything
+started here is stopped in ``finally`` blocks by the callers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import platform
-import re
 import signal
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,95 +22,18 @@ import httpx
 import trio
 
 ROOT = Path(__file__).resolve().parent.parent
-DAEMON = Path(sys.executable).parent / "trio-wrapper"
-LISTENING_RE = re.compile(r"trio-wrapper listening on (http://127\.0\.0\.1:(\d+))")
+# ``python bench/x.py`` puts bench/ on sys.path, not the repository: the launcher is there.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+# The benches import the launcher (running_daemon, Child) from here.
+from tests.daemon import Child, LaunchError, running_daemon  # noqa: E402, F401
+
 TERMINAL = frozenset({"completed", "failed", "stopped", "interrupted"})
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
 
 
 class BenchError(Exception):
     """The benchmark itself could not run (not a missed goal)."""
-
-
-class Daemon:
-    """One ``trio-wrapper serve`` on an ephemeral loopback port."""
-
-    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
-        self.workdir = workdir
-        self.logs_dir = workdir / "logs"
-        self.stderr_path = workdir / "daemon.stderr"
-        self._env = {**os.environ, **(env or {})}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> str:
-        """Start the daemon, wait for its "listening" line and a healthy /api/health."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        # No config file: defaults plus the caller's TRIO_WRAPPER_* environment.
-        self._env.pop("TRIO_WRAPPER_CONFIG", None)
-        cmd = [str(DAEMON), "serve", "--host", "127.0.0.1", "--port", "0"]
-        cmd += ["--logs-dir", str(self.logs_dir)]
-        with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                cmd,
-                cwd=self.workdir,
-                env=self._env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-        self.url = self._wait_for_port()
-        self._wait_healthy()
-        return self.url
-
-    def _wait_for_port(self) -> str:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.stderr_path.read_text(errors="replace")
-            match = LISTENING_RE.search(text)
-            if match:
-                return match.group(1)
-            if self.process is not None and self.process.poll() is not None:
-                raise BenchError(f"daemon exited early:\n{text}")
-            time.sleep(0.02)
-        raise BenchError("daemon did not report its port in time")
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx.Client(base_url=self.url, timeout=5.0) as client:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get("/api/health").status_code == 200:
-                        return
-                time.sleep(0.02)
-        raise BenchError("daemon did not become healthy in time")
-
-    def stop(self) -> None:
-        """SIGTERM (the daemon stops its agents), then SIGKILL if it does not exit."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-
-
-@contextlib.contextmanager
-def running_daemon(workdir: Path, env: Mapping[str, str] | None = None) -> Iterator[Daemon]:
-    daemon = Daemon(workdir, env)
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 def kill_leftovers(pids: Iterable[int], command: Sequence[str]) -> int:
@@ -253,6 +173,6 @@ def run_main(main: Callable[[], int]) -> NoReturn:
     """A bench's entry point: its exit code, or 1 with one line when the run itself failed."""
     try:
         sys.exit(main())
-    except BenchError as exc:
+    except (BenchError, LaunchError) as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -87,7 +87,7 @@ def main() -> int:
         pids: list[int] = []
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
             try:
-                with running_daemon(Path(tmp), DAEMON_ENV) as daemon:
+                with running_daemon(Path(tmp), env=DAEMON_ENV) as daemon:
                     sample = trio.run(
                         measure, daemon.url, daemon.pid, args.agents, args.concurrency, pids
                     )

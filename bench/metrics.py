@@ -20,10 +20,8 @@ Usage: ``.venv/bin/python bench/metrics.py [--agents N] [--requests N] [--skip-h
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from common import run_main, running_daemon
 
 from trio_wrapper import __version__
 from trio_wrapper.history.runfiles import RunFiles
@@ -42,8 +41,6 @@ from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import PrometheusView
 from trio_wrapper.runtime.agent import Agent
 
-DAEMON = Path(sys.executable).parent / "trio-wrapper"
-LISTENING_RE = re.compile(r"trio-wrapper listening on (http://127\.0\.0\.1:\d+)")
 ENDPOINTS = ("/metrics", "/api/metrics", "/api/metrics/influxdb")
 BASELINE = "/api/health"  # the cost of any request through hypercorn + Quart + httpx
 GOAL_MS = 5.0
@@ -98,42 +95,6 @@ def server_side(agents: int, requests: int) -> dict[str, tuple[float, float]]:
     return {path: time_calls(render, requests) for path, render in renders.items()}
 
 
-def start_daemon(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    stderr_path = workdir / "daemon.stderr"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIO_WRAPPER_")}
-    with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(
-            [str(DAEMON), "serve", "--port", "0", "--logs-dir", str(workdir / "logs")],
-            cwd=workdir,  # no conf/ here: defaults only
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = LISTENING_RE.search(stderr_path.read_text(errors="replace"))
-        if match:
-            return process, match.group(1)
-        if process.poll() is not None:
-            break
-        time.sleep(0.02)
-    stop_daemon(process)
-    raise SystemExit(f"daemon did not start:\n{stderr_path.read_text(errors='replace')}")
-
-
-def stop_daemon(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM: the daemon stops every agent's group itself; SIGKILL if it hangs."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -156,34 +117,33 @@ def wrk(url: str, seconds: int) -> tuple[float, float]:
 def over_http(
     agents: int, requests: int, wrk_seconds: int
 ) -> dict[str, dict[str, tuple[float, float]]]:
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
-        process, url = start_daemon(Path(tmp))
-        try:
-            with httpx.Client(base_url=url, timeout=30) as client:
-                for i in range(agents):
-                    body = {"name": f"s{i:04d}", "command": ["sleep", "600"], "format": "none"}
-                    response = client.post("/api/agents", json=body)
-                    if response.status_code != 201:
-                        raise SystemExit(f"agent {i}: {response.status_code} {response.text}")
-                listed = client.get("/api/agents", params={"status": "running"}).json()["count"]
-                if listed != agents:
-                    raise SystemExit(f"only {listed} of {agents} agents running")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp,
+        running_daemon(Path(tmp), stop_timeout=60) as daemon,
+        httpx.Client(base_url=daemon.url, timeout=30) as client,
+    ):
+        for i in range(agents):
+            body = {"name": f"s{i:04d}", "command": ["sleep", "600"], "format": "none"}
+            response = client.post("/api/agents", json=body)
+            if response.status_code != 201:
+                raise SystemExit(f"agent {i}: {response.status_code} {response.text}")
+        listed = client.get("/api/agents", params={"status": "running"}).json()["count"]
+        if listed != agents:
+            raise SystemExit(f"only {listed} of {agents} agents running")
 
-                def getter(path: str) -> Callable[[], object]:
-                    def get() -> object:
-                        return client.get(path).raise_for_status()
+        def getter(path: str) -> Callable[[], object]:
+            def get() -> object:
+                return client.get(path).raise_for_status()
 
-                    return get
+            return get
 
-                paths = (*ENDPOINTS, BASELINE)
-                figures = {"http (httpx)": {p: time_calls(getter(p), requests) for p in paths}}
-                if shutil.which("wrk") and wrk_seconds > 0:
-                    figures["http (wrk)"] = {p: wrk(url + p, wrk_seconds) for p in paths}
-                else:
-                    print("# wrk not installed (Debian 'wrk'): HTTP figures from httpx only")
-                return figures
-        finally:
-            stop_daemon(process)
+        paths = (*ENDPOINTS, BASELINE)
+        figures = {"http (httpx)": {p: time_calls(getter(p), requests) for p in paths}}
+        if shutil.which("wrk") and wrk_seconds > 0:
+            figures["http (wrk)"] = {p: wrk(daemon.url + p, wrk_seconds) for p in paths}
+        else:
+            print("# wrk not installed (Debian 'wrk'): HTTP figures from httpx only")
+        return figures
 
 
 def main() -> int:
@@ -219,4 +179,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

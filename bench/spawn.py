@@ -69,7 +69,7 @@ def main() -> int:
         pids: list[int] = []
         with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
             try:
-                with running_daemon(Path(tmp), DAEMON_ENV) as daemon:
+                with running_daemon(Path(tmp), env=DAEMON_ENV) as daemon:
                     times.append(trio.run(measure, daemon.url, args.agents, pids))
             finally:
                 kill_leftovers(pids, COMMAND)

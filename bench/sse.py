@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 from common import (
     BenchError,
-    Daemon,
+    Child,
     goal_line,
     kill_leftovers,
     load_average,
@@ -495,7 +495,7 @@ class Nchan:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
         self.port = 0
 
     def start(self) -> None:
@@ -511,37 +511,25 @@ class Nchan:
             NCHAN_CONF.format(module=NCHAN_MODULE, tmp=self.workdir, port=self.port, user=user)
         )
         error_log = self.workdir / "error.log"
-        with open(self.workdir / "nginx.out", "wb") as out:
-            self.proc = subprocess.Popen(
-                [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = Child(
+            [nginx, "-p", str(self.workdir), "-c", str(conf), "-e", str(error_log)],
+            self.workdir / "nginx.out",
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
                 socket.create_connection((HOST, self.port), timeout=1).close()
                 return
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.process.poll() is not None or time.monotonic() > deadline:
                     errors = error_log.read_text(errors="replace") if error_log.exists() else ""
                     raise BenchError(f"nginx did not start: {errors}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGQUIT (graceful: workers finish, then exit), 10 s, SIGKILL to the group."""
+        if self.proc is not None:
+            self.proc.stop(10, signal.SIGQUIT)
 
 
 @contextlib.contextmanager
@@ -658,13 +646,13 @@ def latency_daemon(tmp: Path, args: argparse.Namespace) -> LatencySample:
     command = [sys.executable, "-c", PRODUCER, str(args.latency_lines), str(args.interval)]
     try:
         with (
-            running_daemon(tmp / "daemon", DAEMON_ENV) as daemon,
+            running_daemon(tmp / "daemon", env=DAEMON_ENV) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
             workers(tmp) as pool,
         ):
             create_agent(http, "lat", command, pids)
             files = latency_clients(
-                pool, tmp, port_of(daemon), "/api/agents/lat/stream", DAEMON_END, args
+                pool, tmp, daemon.port, "/api/agents/lat/stream", DAEMON_END, args
             )
             wait_clients(http, "lat", args.latency_clients, 30)
             go(http, "lat")
@@ -789,13 +777,13 @@ def throughput_daemon(tmp: Path, args: argparse.Namespace, file: Path) -> Throug
     command = [*FIREHOSE, str(file)]
     try:
         with (
-            running_daemon(tmp / "daemon", DAEMON_ENV) as daemon,
+            running_daemon(tmp / "daemon", env=DAEMON_ENV) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
             workers(tmp) as pool,
         ):
             create_agent(http, "fire", command, pids)
             outs = throughput_clients(
-                pool, tmp, port_of(daemon), "/api/agents/fire/stream", DAEMON_END, args
+                pool, tmp, daemon.port, "/api/agents/fire/stream", DAEMON_END, args
             )
             wait_clients(http, "fire", args.throughput_clients, 30)
             started = go(http, "fire")
@@ -880,11 +868,11 @@ def idle_daemon(tmp: Path, args: argparse.Namespace) -> IdleSample:
     path = "/api/agents/idle/stream"
     try:
         with (
-            running_daemon(tmp / "daemon", env) as daemon,
+            running_daemon(tmp / "daemon", env=env) as daemon,
             httpx.Client(base_url=daemon.url, timeout=30) as http,
         ):
             create_agent(http, "idle", IDLE_COMMAND, pids)
-            port = port_of(daemon)
+            port = daemon.port
             # Warm-up: a few hundred clients come and go, so first-use allocations
             # (imports, caches, pools) are not counted per client.
             with workers(tmp) as warm:
@@ -929,10 +917,6 @@ def idle_daemon(tmp: Path, args: argparse.Namespace) -> IdleSample:
 def split(total: int, parts: int) -> list[int]:
     parts = max(1, min(parts, total))
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def port_of(daemon: Daemon) -> int:
-    return int(daemon.url.rsplit(":", 1)[1])
 
 
 def main() -> int:

@@ -5,81 +5,65 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.daemon import Child, Daemon, clean_environ, poll, running_daemon
 from tests.helpers import PY, REPO, TRANSCRIPTS
 
-LISTENING = re.compile(rb"listening on http://127\.0\.0\.1:(\d+)")
-
-
-class Daemon:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
-            cwd=REPO,
-        )
-        self.log = b""
-        deadline = time.monotonic() + 20
-        assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log += line
-            match = LISTENING.search(line)
-            if match:
-                self.url = f"http://127.0.0.1:{int(match.group(1))}"
-                return
-        self.proc.kill()
-        raise AssertionError(f"daemon did not start: {self.log.decode(errors='replace')}")
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
-
-    def terminate(self, timeout: float = 20) -> tuple[int, float]:
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        assert self.proc.stderr is not None
-        self.log += self.proc.stderr.read()
-        return code, time.monotonic() - started
-
-
-def serve(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Daemon:
-    args = [PY, "-m", "trio_wrapper", "serve", "--port", "0", "--logs-dir", str(tmp_path / "logs")]
-    return Daemon([*args, *extra], env)
+# The daemon's cwd is the repository, as for a user running it there: conf/ is read.
+GRACE = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2"}
+# Not a figure: only how long a daemon that hangs gets before the test fails.
+STOP_BOUND = 20.0
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    d = serve(tmp_path, env={"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2"})
-    yield d
-    if d.proc.poll() is None:
-        d.proc.kill()
-        d.proc.wait()
+    with running_daemon(tmp_path, env=GRACE, cwd=REPO) as d:
+        yield d
+
+
+def stop(daemon: Daemon) -> None:
+    """SIGTERM: the daemon must exit 0 by itself, not be killed after STOP_BOUND."""
+    code = daemon.stop(STOP_BOUND)
+    assert code == 0, f"exit status {code} (-9: killed after {STOP_BOUND} s):\n{daemon.log}"
 
 
 def wait_status(http: httpx.Client, name: str, done: set[str], timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        detail = http.get(f"/api/agents/{name}").json()
-        if detail["status"] in done:
-            return detail
-        time.sleep(0.02)
-    raise AssertionError(f"{name} never reached {done}: {detail}")
+    last: dict[str, Any] = {}
+
+    def reached() -> Any:
+        last["detail"] = http.get(f"/api/agents/{name}").json()
+        return last["detail"] if last["detail"]["status"] in done else None
+
+    return poll(reached, timeout, lambda: f"{name} never reached {done}: {last}")
+
+
+def run_files(tmp_path: Path, name: str, suffix: str) -> Path:
+    (path,) = (tmp_path / "logs" / "agents" / name).glob(f"*-{suffix}")
+    return path
+
+
+def meta_of(tmp_path: Path, name: str) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads(run_files(tmp_path, name, "meta.json").read_text())
+    return meta
+
+
+def state_times(tmp_path: Path, name: str) -> dict[str, datetime]:
+    """When the agent entered each state, from its events.jsonl (the daemon's clock)."""
+    lines = run_files(tmp_path, name, "events.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    return {
+        e["state"]: datetime.fromisoformat(e["timestamp"]) for e in events if e["type"] == "state"
+    }
 
 
 def test_replays_a_transcript_over_real_http(daemon: Daemon) -> None:
@@ -105,8 +89,7 @@ def test_replays_a_transcript_over_real_http(daemon: Daemon) -> None:
         assert [a["name"] for a in listing["agents"]] == ["replay"]
         missing = http.get("/api/agents/none")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "agent_not_found"
-    code, _ = daemon.terminate()
-    assert code == 0
+    stop(daemon)
 
 
 def test_sigterm_with_twenty_running_agents(daemon: Daemon, tmp_path: Path) -> None:
@@ -123,36 +106,37 @@ def test_sigterm_with_twenty_running_agents(daemon: Daemon, tmp_path: Path) -> N
                 http.post("/api/agents", json={"name": f"a{i}", "command": command}).status_code
                 == 201
             )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            agents = [http.get(f"/api/agents/a{i}").json() for i in range(20)]
-            if all(a["streams"]["stdout"]["lines"] == 1 for a in agents):
-                break
-            time.sleep(0.05)
+        agents: list[dict[str, Any]] = []
+
+        def all_up() -> bool:
+            agents[:] = [http.get(f"/api/agents/a{i}").json() for i in range(20)]
+            return all(a["streams"]["stdout"]["lines"] == 1 for a in agents)
+
+        poll(all_up, 10, lambda: f"not every agent printed its line: {agents}")
         pids = [a["pid"] for a in agents]
-    code, elapsed = daemon.terminate()
-    assert code == 0
-    assert elapsed < 2 + 2, f"shutdown took {elapsed:.2f}s"
+    stop(daemon)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     for i in range(20):
-        (meta_path,) = (tmp_path / "logs" / "agents" / f"a{i}").glob("*-meta.json")
-        meta = json.loads(meta_path.read_text())
+        meta = meta_of(tmp_path, f"a{i}")
         assert meta["status"] == "stopped", meta
-        (log,) = (tmp_path / "logs" / "agents" / f"a{i}").glob("*-stdout.log")
-        assert log.read_bytes() == b"up\n"
+        # SIGTERM ends the plain ones; those that ignore it get SIGKILL once the grace is up.
+        assert meta["signal"] == ("SIGKILL" if i % 4 == 0 else "SIGTERM"), meta
+        assert run_files(tmp_path, f"a{i}", "stdout.log").read_bytes() == b"up\n"
+    # Every agent is stopped at once, not one grace after another: each was told to stop
+    # before any had stopped.
+    times = [state_times(tmp_path, f"a{i}") for i in range(20)]
+    assert max(t["stopping"] for t in times) <= min(t["stopped"] for t in times), times
 
     # A restart lists the runs of the previous daemon.
-    again = serve(tmp_path)
-    try:
+    with running_daemon(tmp_path / "again", logs_dir=tmp_path / "logs", cwd=REPO) as again:
         with again.client() as http:
             listing = http.get("/api/agents").json()
             assert listing["count"] == 20
             assert {a["status"] for a in listing["agents"]} == {"stopped"}
             assert http.get("/api/agents/a3/logs").text == "up\n"
-    finally:
-        assert again.terminate()[0] == 0
+        stop(again)
 
 
 def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -172,7 +156,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         capture_output=True,
         timeout=20,
         check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("TRIO_WRAPPER_")},
+        env=clean_environ(),
     )
     assert refused.returncode == 2 and b"auth.token" in refused.stderr
     rules = tmp_path / "patterns.toml"
@@ -193,46 +177,43 @@ def test_plain_hypercorn_serves_the_app_factory(tmp_path: Path) -> None:
     hypercorn = Path(sys.executable).with_name("hypercorn")
     if not hypercorn.exists():
         pytest.skip(f"hypercorn script not found beside {sys.executable}")
-    proc = subprocess.Popen(
-        [str(hypercorn), "-k", "trio", "-b", "127.0.0.1:0", "trio_wrapper.api.app:create_app()"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TRIO_WRAPPER_SERVER_LOGS_DIR": str(tmp_path / "logs")},
+    with Child(
+        [hypercorn, "-k", "trio", "-b", "127.0.0.1:0", "trio_wrapper.api.app:create_app()"],
+        tmp_path / "hypercorn.out",
+        env=clean_environ({"TRIO_WRAPPER_SERVER_LOGS_DIR": str(tmp_path / "logs")}),
         cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 20
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            match = re.search(rb"Running on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                url = match.group(1).decode()
-        assert url, "hypercorn did not report its port"
-        with httpx.Client(base_url=url, timeout=10) as http:
+    ) as proc:
+        running = proc.wait_for_output(re.compile(r"Running on (http://127\.0\.0\.1:\d+)"), 20)
+        with httpx.Client(base_url=running.group(1), timeout=10) as http:
             created = http.post("/api/agents", json={"name": "h", "command": ["sleep", "60"]})
             assert created.status_code == 201
             pid = created.json()["pid"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        assert proc.stop(STOP_BOUND) == 0
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
-def test_sigterm_with_100_stream_clients_exits_fast(daemon: Daemon) -> None:
+@pytest.fixture
+def patient_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """Its stop grace and hypercorn's graceful timeout are far longer than STOP_BOUND: if
+    it sat out either, it could not exit by itself within the bound."""
+    waits = {
+        "TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "600",
+        "TRIO_WRAPPER_SERVER_GRACEFUL_TIMEOUT_SECONDS": "600",
+    }
+    with running_daemon(tmp_path, env=waits, cwd=REPO) as d:
+        yield d
+
+
+def test_sigterm_with_100_stream_clients_exits_fast(patient_daemon: Daemon, tmp_path: Path) -> None:
+    daemon = patient_daemon
     with daemon.client() as http:
         created = http.post("/api/agents", json={"name": "talker", "command": ["sleep", "60"]})
         assert created.status_code == 201
-    port = int(daemon.url.rsplit(":", 1)[1])
     clients = []
     try:
         for i in range(100):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
             path = "/api/agents/talker/stream" if i % 2 else "/api/events"
             sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             clients.append(sock)
@@ -242,10 +223,12 @@ def test_sigterm_with_100_stream_clients_exits_fast(daemon: Daemon) -> None:
                 chunk = sock.recv(4096)
                 assert chunk, "stream closed before connecting"
                 data += chunk
-        code, elapsed = daemon.terminate()
-        assert code == 0
-        # The agent dies at SIGTERM, so no grace is waited: about a second in all.
-        assert elapsed < 1.5, f"shutdown took {elapsed:.2f}s"
+        # By itself, so neither the grace nor hypercorn's graceful timeout was waited out:
+        # the agent dies at SIGTERM, and the streams end with a `shutdown` event instead of
+        # holding hypercorn's graceful stop.
+        stop(daemon)
+        meta = meta_of(tmp_path, "talker")
+        assert (meta["status"], meta["signal"]) == ("stopped", "SIGTERM"), meta
         for sock in clients:
             rest = b""
             while True:

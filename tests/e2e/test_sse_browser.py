@@ -11,13 +11,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,14 +24,15 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.helpers import PY, REPO, TRANSCRIPTS
+from tests.daemon import Child, Daemon, poll, running_daemon
+from tests.helpers import REPO, TRANSCRIPTS
 
 pytestmark = pytest.mark.e2e
 
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:(\d+))")
 NGINX_CONF = REPO / "conf" / "nginx-trio_wrapper.conf"
 TRANSCRIPT = TRANSCRIPTS / "codex" / "exec_json_docs_sample.jsonl"
 START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0  # for the browser and nginx; the daemon gets 20 s
 BROWSER_TIMEOUT = 30.0
 # EventSource waits ~3 s (Chromium's default retry) before reconnecting after the stream
 # ends; the reconnect must get 204 and close the source for good.
@@ -58,58 +57,10 @@ def free_port() -> int:
         return port
 
 
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the process the test started (it stops its own helpers), then SIGKILL
-    whatever is left of its process group."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-@contextmanager
-def running_daemon(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
-    """``trio-wrapper serve --port 0``; yields its base URL."""
-    stderr_path = tmp_path / "daemon.stderr"
-    args = [PY, "-m", "trio_wrapper", "serve", "--port", "0", "--logs-dir", str(tmp_path / "logs")]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRIO_WRAPPER_")}
-    full_env.update({"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2", **env})
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=full_env,
-            cwd=REPO,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        url = None
-        while url is None:
-            text = stderr_path.read_text(errors="replace")
-            match = LISTENING.search(text)
-            if match:
-                url = match.group(1)
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"daemon did not start:\n{text}")
-            else:
-                time.sleep(0.02)
-        yield url
-    finally:
-        if proc.poll() is None:
-            # SIGTERM to the daemon alone: it stops its agents itself.
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                stop_group(proc)
+def serve(tmp_path: Path, env: dict[str, str]) -> AbstractContextManager[Daemon]:
+    """``trio-wrapper serve --port 0`` run from the repository, stop grace 2 s."""
+    env = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2", **env}
+    return running_daemon(tmp_path, env=env, cwd=REPO, stop_timeout=20)
 
 
 def create_agent(http: httpx.Client, name: str, command: list[str], fmt: str) -> None:
@@ -231,18 +182,11 @@ def headless_chromium(chromium: str, url: str, profile: Path) -> Iterator[Path]:
         "--disable-extensions",
         f"--user-data-dir={profile}",
     ]
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(
-            [chromium, *flags, url],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    browser = Child([chromium, *flags, url], output)
     try:
         yield output
     finally:
-        stop_group(proc)
+        browser.stop(STOP_TIMEOUT)
 
 
 def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
@@ -257,7 +201,8 @@ def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
     # a page filled in once the daemon is up.
     with PageServer("") as page:
         env = {"TRIO_WRAPPER_CORS_ALLOW_ORIGINS": page.origin}
-        with running_daemon(tmp_path, env) as url, httpx.Client(base_url=url, timeout=10) as http:
+        with serve(tmp_path, env) as daemon, daemon.client() as http:
+            url = daemon.url
             create_agent(http, name, ["cat"], "codex-json")
             stream_url = f"{url}/api/agents/{name}/stream?history=100"
             page.page = (PAGE % {"stream_url": json.dumps(stream_url)}).encode()
@@ -376,25 +321,25 @@ def running_nginx(nginx: str, tmp: Path, daemon_port: int) -> Iterator[str]:
     main = tmp / "nginx.conf"
     main.write_text(NGINX_MAIN.format(tmp=tmp, site=site, user=user))
     args = [nginx, "-p", str(tmp), "-c", str(main), "-e", str(tmp / "error.log")]
-    with open(tmp / "nginx.out", "wb") as out:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+    proc = Child(args, tmp / "nginx.out")
+
+    def errors() -> str:
+        return (tmp / "error.log").read_text(errors="replace")
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            if proc.process.poll() is not None:
+                raise AssertionError(f"nginx did not start:\n{errors()}") from None
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    errors = (tmp / "error.log").read_text(errors="replace")
-                    raise AssertionError(f"nginx did not start:\n{errors}") from None
-                time.sleep(0.05)
+        poll(listening, START_TIMEOUT, lambda: f"nginx did not start:\n{errors()}")
         yield f"http://127.0.0.1:{port}"
     finally:
-        stop_group(proc)
+        proc.stop(STOP_TIMEOUT)
 
 
 def test_events_cross_nginx_without_buffering(tmp_path: Path) -> None:
@@ -402,10 +347,10 @@ def test_events_cross_nginx_without_buffering(tmp_path: Path) -> None:
     name = "through-nginx"
     nginx_dir = tmp_path / "nginx"
     nginx_dir.mkdir()
-    with running_daemon(tmp_path, {}) as url:
-        daemon_port = int(url.rsplit(":", 1)[1])
+    with serve(tmp_path, {}) as daemon:
+        url = daemon.url
         with (
-            running_nginx(nginx, nginx_dir, daemon_port) as proxy_url,
+            running_nginx(nginx, nginx_dir, daemon.port) as proxy_url,
             httpx.Client(base_url=proxy_url, timeout=5) as proxied,
             httpx.Client(base_url=url, timeout=5) as direct,
         ):
