@@ -68,8 +68,6 @@ def state_times(tmp_path: Path, name: str) -> dict[str, datetime]:
 
 def test_replays_a_transcript_over_real_http(daemon: Daemon) -> None:
     transcript = TRANSCRIPTS / "codex" / "plain_exec_v0.114.0_claude-os-worker.txt"
-    if not transcript.is_file():
-        pytest.skip(f"transcript fixture missing: {transcript}")
     data = transcript.read_bytes()
     with daemon.client() as http:
         assert http.get("/api/health").json()["status"] == "healthy"

@@ -191,8 +191,6 @@ def headless_chromium(chromium: str, url: str, profile: Path) -> Iterator[Path]:
 
 def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
     chromium = need("chromium")
-    if not TRANSCRIPT.is_file():
-        pytest.skip(f"transcript fixture missing: {TRANSCRIPT}")
     transcript = TRANSCRIPT.read_text()
     name = "browser-codex"
 
