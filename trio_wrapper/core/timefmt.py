@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 LOG_STAMP_FORMAT = "%Y-%m-%d-%H-%M-%S"  # the seed's file layout: 2026-02-10-05-44-30
 
@@ -12,6 +13,12 @@ def now_local() -> datetime:
     return datetime.now().astimezone()
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+@overload
+def rfc3339(moment: None) -> None: ...
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
