@@ -12,6 +12,8 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from trio_wrapper.core.status import Status
+
 # Output formats an agent may declare (contract section 3, ``format``).
 Format = Literal[
     "auto", "text", "codex-json", "claude-stream-json", "gemini-stream-json", "aider", "none"
@@ -73,7 +75,7 @@ class StreamFigures(msgspec.Struct):
 
 class AgentSummary(msgspec.Struct):
     name: str
-    status: str
+    status: Status
     pid: int | None
     format: str
     started_at: str
@@ -115,7 +117,7 @@ class AgentList(msgspec.Struct):
 
 
 class Health(msgspec.Struct):
-    status: str
+    status: Literal["healthy", "degraded"]
     uptime: str
     uptime_seconds: float
     agents: int
@@ -128,7 +130,7 @@ class Health(msgspec.Struct):
 class Deleted(msgspec.Struct):
     message: str
     name: str
-    status: str
+    status: Status
     exit_code: int | None
 
 

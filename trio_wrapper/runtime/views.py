@@ -28,7 +28,7 @@ def summary(agent: Agent) -> AgentSummary:
     duration = agent.duration_seconds
     return AgentSummary(
         name=agent.name,
-        status=agent.status.value,
+        status=agent.status,
         pid=agent.pid,
         format=agent.spec.format,
         started_at=rfc3339(agent.started_at),
@@ -50,7 +50,7 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
         fmt = store.format
     out = AgentDetail(
         name=agent.name,
-        status=agent.status.value,
+        status=agent.status,
         pid=agent.pid,
         format=fmt,
         started_at=rfc3339(agent.started_at),

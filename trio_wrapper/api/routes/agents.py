@@ -88,7 +88,7 @@ def install(app: QuartTrio, state: AppState) -> None:
             Deleted(
                 message="agent stopped",
                 name=agent.name,
-                status=agent.status.value,
+                status=agent.status,
                 exit_code=agent.exit_code,
             )
         )
