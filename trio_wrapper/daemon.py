@@ -31,7 +31,9 @@ from trio_wrapper.config import Config
 from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
 from trio_wrapper.runtime.heap import keep_freed_heap
-from trio_wrapper.runtime.lifecycle import Lifecycle
+from trio_wrapper.runtime.hub import Hub
+from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
+from trio_wrapper.runtime.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
 
@@ -83,9 +85,9 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
     keep_freed_heap()
-    lifecycle = Lifecycle.build(config, rules)
-    hub, supervisor = lifecycle.hub, lifecycle.supervisor
-    assert hub is not None and supervisor is not None
+    hub = Hub(hub_limits(config))
+    supervisor = Supervisor(config, observers=[hub], rules=rules)
+    lifecycle = Lifecycle(hub, supervisor)
     asgi = served_app(create_app(config, supervisor, hub), config)
     stop_serving = trio.Event()
     server_done = trio.Event()

@@ -25,6 +25,16 @@ def rfc3339(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds")
 
 
+def parse_rfc3339(value: str | None) -> datetime | None:
+    """A stamp written by :func:`rfc3339` read back; None if absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def log_stamp(moment: datetime) -> str:
     return moment.strftime(LOG_STAMP_FORMAT)
 

@@ -42,7 +42,7 @@ from trio_wrapper.core.status import (
     status_after_exit,
     stopping_detail,
 )
-from trio_wrapper.core.timefmt import now_local
+from trio_wrapper.core.timefmt import now_local, parse_rfc3339
 from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
@@ -181,8 +181,8 @@ class Agent:
         except ValueError:
             agent.status = Status.INTERRUPTED
         agent.pid = meta.pid
-        agent.started_at = _parse_time(meta.started_at) or agent.started_at
-        agent.completed_at = _parse_time(meta.completed_at)
+        agent.started_at = parse_rfc3339(meta.started_at) or agent.started_at
+        agent.completed_at = parse_rfc3339(meta.completed_at)
         agent.exit_code = meta.exit_code
         agent.exit_signal = meta.signal
         agent.stop_reason = meta.stop_reason
@@ -226,8 +226,7 @@ class Agent:
 
     @property
     def stdin_open(self) -> bool:
-        stdin = self._stdin
-        return stdin is not None and stdin.stream is not None and not self._exited.is_set()
+        return self._stdin is not None and self._stdin.is_open and not self._exited.is_set()
 
     @property
     def duration_seconds(self) -> float:
@@ -496,15 +495,6 @@ class Agent:
         if self._stdin is None or self._exited.is_set():
             raise StdinClosed
         await self._stdin.write(data, eof=eof, write_timeout=write_timeout)
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 __all__ = ["Agent", "AgentObserver", "AgentSpec", "StdinBlocked", "StdinClosed", "StreamStats"]

@@ -12,12 +12,11 @@ requests, then every agent is stopped (group SIGTERM, grace, SIGKILL).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import trio
 
 from trio_wrapper.config import Config
-from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.hub import Hub, HubLimits
 from trio_wrapper.runtime.supervisor import Supervisor
 
@@ -46,12 +45,6 @@ class Lifecycle:
     def __init__(self, hub: Hub | None, supervisor: Supervisor | None) -> None:
         self.hub = hub
         self.supervisor = supervisor
-
-    @classmethod
-    def build(cls, config: Config, rules: Sequence[Rule] = ()) -> Lifecycle:
-        """A hub and a supervisor that feeds it, both owned."""
-        hub = Hub(hub_limits(config))
-        return cls(hub, Supervisor(config, observers=[hub], rules=rules))
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the owned parts as tasks of ``nursery``; return once they are up."""

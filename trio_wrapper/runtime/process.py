@@ -107,6 +107,10 @@ class StdinWriter:
         self._lock = trio.Lock()
         self._pty = pty
 
+    @property
+    def is_open(self) -> bool:
+        return self.stream is not None
+
     async def write(self, data: bytes, *, eof: bool, write_timeout: float) -> None:
         """Write ``data``, then close (or, on a terminal, send VEOF) if ``eof``.
 
