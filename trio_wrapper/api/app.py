@@ -42,14 +42,15 @@ def create_app(
     a part not given is created here and started and stopped with the app."""
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
-    owned = Lifecycle(None, None)
+    owns_supervisor, owns_hub = supervisor is None, hub is None
     if supervisor is None:
-        supervisor = owned.supervisor = Supervisor(config, rules=config.rules())
+        supervisor = Supervisor(config, rules=config.rules())
     if hub is None:
-        hub = owned.hub = Hub(hub_limits(config))
+        hub = Hub(hub_limits(config))
         supervisor.observers.append(hub)
     app = build_app(AppState(config, supervisor), hub)
-    if owned.hub is not None or owned.supervisor is not None:
+    if owns_hub or owns_supervisor:
+        owned = Lifecycle(hub if owns_hub else None, supervisor if owns_supervisor else None)
         _serve_within(app, owned)
     return app
 
