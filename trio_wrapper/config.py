@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from trio_wrapper.core.formats import FORMATS
+from trio_wrapper.core.models import FORMATS
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules
 
 ENV_PREFIX = "TRIO_WRAPPER_"

@@ -1,9 +1,13 @@
 """``trio-wrapper serve``: the root nursery that owns everything.
 
 daemon (root nursery)
-├── signal watcher   SIGTERM/SIGINT → orderly shutdown
+├── hub              SSE timers (flush, ping, sweep)
 ├── supervisor       agents, each in its own nursery
-└── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
+├── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
+└── signal watcher   SIGTERM/SIGINT → orderly shutdown
+
+The order of start and stop is ``runtime.lifecycle``'s, shared with the app served by a
+plain ``hypercorn -k trio``.
 """
 
 from __future__ import annotations
@@ -13,20 +17,22 @@ import logging
 import resource
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.middleware import ProxyFixMiddleware
 from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
 
-from trio_wrapper.api.app import create_app, hub_limits
+from trio_wrapper.api.app import create_app
 from trio_wrapper.api.sse import TRANSPORT_PEER
 from trio_wrapper.config import Config
 from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
 from trio_wrapper.runtime.heap import keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
+from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
@@ -56,7 +62,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hc
 
 
-def served_app(app: Any, config: Config) -> Any:
+def served_app(app: ASGIFramework, config: Config) -> ASGIFramework:
     """The app as hypercorn serves it: behind ``forwarded_hops`` proxies, with the client
     address taken from X-Forwarded-For, and the TCP peer kept under ``TRANSPORT_PEER``
     (the hub's sweep finds a stalled client's socket by it)."""
@@ -64,9 +70,12 @@ def served_app(app: Any, config: Config) -> Any:
         return app
     proxied = ProxyFixMiddleware(app, mode="legacy", trusted_hops=config.server.forwarded_hops)
 
-    async def keep_transport_peer(scope: Any, receive: Any, send: Any) -> None:
+    async def keep_transport_peer(
+        scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         if scope["type"] == "http" or scope["type"] == "websocket":
-            scope = {**scope, TRANSPORT_PEER: scope.get("client")}
+            # An extra key the ASGI scope types do not name (only our own code reads it).
+            scope = cast(Scope, {**scope, TRANSPORT_PEER: scope.get("client")})
         await proxied(scope, receive, send)
 
     return keep_transport_peer
@@ -78,6 +87,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     keep_freed_heap()
     hub = Hub(hub_limits(config))
     supervisor = Supervisor(config, observers=[hub], rules=rules)
+    lifecycle = Lifecycle(hub, supervisor)
     asgi = served_app(create_app(config, supervisor, hub), config)
     stop_serving = trio.Event()
     server_done = trio.Event()
@@ -95,8 +105,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
 
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            await nursery.start(hub.run)
-            await nursery.start(supervisor.run)
+            await lifecycle.start(nursery)
             binds = await nursery.start(run_server)
             ports = [int(bind.rsplit(":", 1)[1]) for bind in binds]
             # Everything built at start lives as long as the daemon: keep the collector
@@ -111,10 +120,8 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
                 log.info("received %s: shutting down", signal.Signals(signum).name)
                 break
         # Streams end first (with a `shutdown` event), or each would hold hypercorn's
-        # graceful stop for its whole timeout.
-        await hub.shutdown()
-        stop_serving.set()
-        await supervisor.shutdown()
+        # graceful stop for its whole timeout; then the server stops, then the agents.
+        await lifecycle.stop(stop_serving.set)
         # Requests in flight had the agents' stop time to finish; what is still open now
         # is idle keep-alive, which hypercorn would otherwise wait out for its whole
         # graceful timeout.

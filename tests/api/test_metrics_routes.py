@@ -23,6 +23,7 @@ from tests.helpers import TRANSCRIPTS, make_config, wait_for
 from trio_wrapper.api.app import create_app
 from trio_wrapper.config import ConfigError
 from trio_wrapper.core.lines import LineSplitter
+from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.timefmt import now_local, rfc3339
 from trio_wrapper.history.runfiles import RunFiles
 from trio_wrapper.runtime.supervisor import Supervisor
@@ -56,18 +57,18 @@ def write_past_run(logs_dir: Path) -> None:
     started = now_local()
     files = RunFiles.create(logs_dir, "old-run", started)
     files.write_meta(
-        {
-            "name": "old-run",
-            "status": "completed",
-            "command": ["true"],
-            "started_at": rfc3339(started),
-            "completed_at": rfc3339(started),
-            "exit_code": 0,
-            "bytes": {"stdout": 10, "stderr": 0},
-            "lines": {"stdout": 2, "stderr": 0},
-            "total_lines": 2,
-            "duration_seconds": 1.5,
-        }
+        RunMeta(
+            name="old-run",
+            status="completed",
+            command=["true"],
+            started_at=rfc3339(started),
+            completed_at=rfc3339(started),
+            exit_code=0,
+            bytes={"stdout": 10, "stderr": 0},
+            lines={"stdout": 2, "stderr": 0},
+            total_lines=2,
+            duration_seconds=1.5,
+        )
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from trio_wrapper.core.status import (
     status_after_exit,
     stopping_detail,
 )
-from trio_wrapper.core.timefmt import go_duration, log_stamp, rfc3339
+from trio_wrapper.core.timefmt import go_duration, log_stamp, parse_rfc3339, rfc3339
 from trio_wrapper.history.logtail import tail_lines
 
 
@@ -93,3 +93,10 @@ def test_exit_detail_names_how_a_run_ended() -> None:
     assert exit_detail(None, "SIGKILL", timed_out=1.5) == "timed out after 1.5s"
     assert exit_detail(None, "SIGTERM", timed_out=2) == "timed out after 2s"
     assert stopping_detail("shutdown") == "stop requested (shutdown)"
+
+
+def test_rfc3339_reads_back() -> None:
+    moment = datetime(2026, 2, 10, 5, 44, 30, 123000, tzinfo=UTC)
+    assert parse_rfc3339(rfc3339(moment)) == moment
+    assert parse_rfc3339(None) is None
+    assert parse_rfc3339("yesterday") is None

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.lowlevel
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_wrapper.core.lines import LineBatch
-from trio_wrapper.runtime.pipeline import LinePipeline
+from trio_wrapper.runtime.pipeline import MAX_DEFER_SECONDS, LinePipeline
 
 
 def append(path: Path, data: bytes) -> None:
@@ -84,7 +84,10 @@ def test_lines_keep_read_order_across_streams(tmp_path: Path) -> None:
     ]
 
 
-async def test_busy_reader_goes_first_then_lines_follow(tmp_path: Path) -> None:
+async def test_busy_reader_goes_first_then_lines_follow(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    # The clock stands still unless the test moves it: "busy" cannot time out behind it.
     log = tmp_path / "out.log"
     log.write_bytes(b"")
     seen: list[bytes] = []
@@ -93,10 +96,32 @@ async def test_busy_reader_goes_first_then_lines_follow(tmp_path: Path) -> None:
         nursery.start_soon(pipeline.run)
         append(log, b"x\ny\n")
         pipeline.submit("stdout", 0, b"x\ny\n", busy=True)
-        await trio.lowlevel.checkpoint()
-        assert seen == []  # the reader is busy: line work waits (up to 10 ms)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == []  # the reader is busy: line work waits
         pipeline.idle("stdout")
         await pipeline.wait_idle()
         assert seen == [b"x", b"y"]
+        pipeline.end("stdout")
+    assert pipeline.done.is_set()
+
+
+async def test_a_reader_busy_for_good_holds_line_work_back_only_so_long(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    log = tmp_path / "out.log"
+    log.write_bytes(b"")
+    seen: list[bytes] = []
+    pipeline = LinePipeline({"stdout": log}, lambda _s, b: seen.extend(b.lines), max_line_bytes=100)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pipeline.run)
+        append(log, b"x\n")
+        pipeline.submit("stdout", 0, b"x\n", busy=True)
+        await trio.testing.wait_all_tasks_blocked()
+        mock_clock.jump(MAX_DEFER_SECONDS / 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == []
+        mock_clock.jump(MAX_DEFER_SECONDS / 2)
+        await pipeline.wait_idle()
+        assert seen == [b"x"]  # still busy, but the deferral is over
         pipeline.end("stdout")
     assert pipeline.done.is_set()

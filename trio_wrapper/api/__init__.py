@@ -1,1 +1,3 @@
-"""The HTTP face (Quart-Trio): app wiring, routes, the SSE adapter, JSON responses and errors."""
+"""The HTTP face (Quart-Trio): ``app`` wires it; ``routes`` (one module per resource),
+``guards`` (host, token), ``handlers`` (errors), ``requests`` / ``responses`` (JSON in and
+out), ``errors`` (refusal code → HTTP status), ``openapi``, and the SSE adapter."""

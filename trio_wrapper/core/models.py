@@ -1,14 +1,24 @@
-"""Request and response shapes: decoded with msgspec, described in /openapi.json."""
+"""The shapes of the contract, one msgspec Struct each: the request bodies and queries
+(decoded), the response bodies and the run's meta file (encoded). The HTTP bodies, the
+meta file and /openapi.json all come from these types; nothing builds them as dicts.
+
+Field order is the JSON key order. ``UNSET`` marks a key that is left out, not null.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Final, Literal, get_args
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
+from trio_wrapper.core.status import Status
+
+# Output formats an agent may declare (contract section 3, ``format``).
 Format = Literal[
     "auto", "text", "codex-json", "claude-stream-json", "gemini-stream-json", "aider", "none"
 ]
+FORMATS: Final[tuple[str, ...]] = get_args(Format)
 
 
 class AgentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -65,7 +75,7 @@ class StreamFigures(msgspec.Struct):
 
 class AgentSummary(msgspec.Struct):
     name: str
-    status: str
+    status: Status
     pid: int | None
     format: str
     started_at: str
@@ -97,6 +107,8 @@ class AgentDetail(AgentSummary):
     streams: dict[str, StreamFigures]
     logs: dict[str, str]
     extraction: Extraction
+    # With ``include_matches=true`` only: the newest records of each kind, oldest first.
+    matches: dict[str, list[dict[str, Any]]] | UnsetType = UNSET
 
 
 class AgentList(msgspec.Struct):
@@ -105,19 +117,20 @@ class AgentList(msgspec.Struct):
 
 
 class Health(msgspec.Struct):
-    status: str
+    status: Literal["healthy", "degraded"]
     uptime: str
     uptime_seconds: float
     agents: int
     started_at: str
     version: str
-    problems: list[str] = msgspec.field(default_factory=list)
+    # Only when ``status`` is ``degraded``: what is wrong.
+    problems: list[str] | UnsetType = UNSET
 
 
 class Deleted(msgspec.Struct):
     message: str
     name: str
-    status: str
+    status: Status
     exit_code: int | None
 
 
@@ -141,3 +154,60 @@ class SseStats(msgspec.Struct):
     events_clients: int
     dropped_events_total: int
     slow_disconnects_total: int
+
+
+# ---- the run's meta file (<stamp>-meta.json) --------------------------------------------
+
+
+class MetaExtraction(msgspec.Struct, kw_only=True):
+    """``extraction`` in the meta file: ``Extraction``'s keys, each with a default so that a
+    file written by an older version (or cut short) still reads."""
+
+    format: str = "none"
+    total_lines: int = 0
+    total_matches: int = 0
+    in_code_block: bool = False
+    matches_by_type: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class RunMeta(msgspec.Struct, kw_only=True):
+    """The meta file of one run, rewritten (atomically) at every status change.
+
+    Read back at start to list past runs: every key has a default, so a file with missing
+    keys reads as today; ``status`` stays a string (an unknown one reads as interrupted).
+    """
+
+    name: str | None = None
+    # Absent: not a run's meta (an empty reservation, another file).
+    status: str | UnsetType | None = UNSET
+    command: list[str] = msgspec.field(default_factory=list)
+    cwd: str | None = None
+    format: str = "auto"
+    profile: str | None = None
+    stdin: bool = False
+    pty: bool = False
+    timeout_seconds: float | None = None
+    pid: int | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration_seconds: float | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    stop_reason: str | None = None
+    error: str | None = None
+    bytes: dict[str, int] = msgspec.field(default_factory=dict)
+    lines: dict[str, int] = msgspec.field(default_factory=dict)
+    total_lines: int = 0
+    extraction: MetaExtraction = msgspec.field(default_factory=MetaExtraction)
+    logs: dict[str, str] = msgspec.field(default_factory=dict)
+    # Set by a DELETE: the run is not listed again after a restart.
+    deleted_at: str | UnsetType | None = UNSET
+
+
+class StateEvent(msgspec.Struct, kw_only=True):
+    """A status change as the events file records it (one JSON object a line)."""
+
+    type: str = "state"
+    state: str
+    detail: str
+    timestamp: str

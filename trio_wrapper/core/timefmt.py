@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import overload
 
 LOG_STAMP_FORMAT = "%Y-%m-%d-%H-%M-%S"  # the seed's file layout: 2026-02-10-05-44-30
 
@@ -12,10 +13,26 @@ def now_local() -> datetime:
     return datetime.now().astimezone()
 
 
+@overload
+def rfc3339(moment: datetime) -> str: ...
+@overload
+def rfc3339(moment: None) -> None: ...
+@overload
+def rfc3339(moment: datetime | None) -> str | None: ...
 def rfc3339(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.isoformat(timespec="milliseconds")
+
+
+def parse_rfc3339(value: str | None) -> datetime | None:
+    """A stamp written by :func:`rfc3339` read back; None if absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def log_stamp(moment: datetime) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from trio_wrapper.core.formats import FORMATS
+from trio_wrapper.core.models import FORMATS
 from trio_wrapper.extract.aider import AiderExtractor
 from trio_wrapper.extract.base import Extractor, NullExtractor
 from trio_wrapper.extract.claude_json import ClaudeJsonExtractor

@@ -1,4 +1,5 @@
-"""A run's files on disk: paths, the atomic meta file, history found at start, log tails.
+"""A run's files on disk: paths, the atomic meta file (``runfiles``), the events file
+(``events``), history found at start, log tails (``logtail``).
 
 Blocking file I/O, no trio.
 """

@@ -1,4 +1,5 @@
-"""Where a run's files live, the atomic meta.json, and the history found on start.
+"""Where a run's files live, the atomic meta.json (a :class:`RunMeta`), and the history
+found on start.
 
 Layout (the seed's): ``<logs>/agents/<name>/<YYYY-MM-DD-HH-MM-SS>-{stdout,stderr}.log``,
 ``-events.jsonl`` and ``-meta.json``. Writes here are small or already chunked by the
@@ -13,14 +14,15 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
+from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import log_stamp
 
-_json_encoder = msgspec.json.Encoder()
+_meta_encoder = msgspec.json.Encoder()
+_meta_decoder = msgspec.json.Decoder(RunMeta, strict=False)  # "3" reads as 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,22 @@ class RunFiles:
         """An append-only raw descriptor: the reader writes whole chunks, so no buffering."""
         return open_append(self.log(stream))
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
+    def write_meta(self, meta: RunMeta) -> None:
+        """Replace the meta file at once: a reader sees the old file or the new, whole."""
         tmp = self.meta.with_suffix(".json.tmp")
-        tmp.write_bytes(_json_encoder.encode(meta) + b"\n")
+        tmp.write_bytes(_meta_encoder.encode(meta) + b"\n")
         os.replace(tmp, self.meta)
+
+    def read_meta(self) -> RunMeta | None:
+        """The meta file as written, or None: missing, empty (a reservation) or damaged."""
+        return read_meta(self.meta)
+
+
+def read_meta(path: Path) -> RunMeta | None:
+    try:
+        return _meta_decoder.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None  # (msgspec.ValidationError is a DecodeError)
 
 
 def open_append(path: Path) -> int:
@@ -82,36 +96,33 @@ def write_all(fd: int, *parts: bytes | memoryview) -> None:
             view = view[written:]
 
 
-def load_history(logs_dir: Path) -> list[tuple[RunFiles, dict[str, Any]]]:
+def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:
     """The newest run of each agent name found on disk, skipping DELETEd ones.
 
     A run whose meta still says starting/running/stopping was cut short by the daemon's
     death: it becomes ``interrupted``, and the meta file is rewritten to say so.
     """
-    found: list[tuple[RunFiles, dict[str, Any]]] = []
+    found: list[tuple[RunFiles, RunMeta]] = []
     agents_dir = logs_dir / "agents"
     if not agents_dir.is_dir():
         return found
     for directory in sorted(p for p in agents_dir.iterdir() if p.is_dir()):
-        newest: tuple[float, RunFiles, dict[str, Any]] | None = None
+        newest: tuple[float, RunFiles, RunMeta] | None = None
         for meta_path in directory.glob("*-meta.json"):
             stamp = meta_path.name.removesuffix("-meta.json")
             files = RunFiles(directory, stamp)
-            try:
-                meta = msgspec.json.decode(meta_path.read_bytes())
-            except (OSError, msgspec.DecodeError):
+            meta = read_meta(meta_path)
+            if meta is None or meta.status is msgspec.UNSET:
                 continue  # an empty reservation or a damaged file: not a run to list
-            if not isinstance(meta, dict) or "status" not in meta:
-                continue
-            if not meta.get("deleted_at"):
+            if not meta.deleted_at:
                 key = meta_path.stat().st_mtime
-                if newest is None or (meta.get("started_at") or "", key) > (
-                    newest[2].get("started_at") or "",
+                if newest is None or (meta.started_at or "", key) > (
+                    newest[2].started_at or "",
                     newest[0],
                 ):
                     newest = (key, files, meta)
-            if meta.get("status") in (Status.STARTING, Status.RUNNING, Status.STOPPING):
-                meta["status"] = Status.INTERRUPTED.value
+            if meta.status in (Status.STARTING, Status.RUNNING, Status.STOPPING):
+                meta.status = Status.INTERRUPTED.value
                 with contextlib.suppress(OSError):
                     files.write_meta(meta)
         if newest is not None:

@@ -11,6 +11,10 @@ The task tree (owned by the supervisor's nursery)::
 Stopping signals the whole group (SIGTERM, grace, SIGKILL) *before* the readers are
 cancelled, so the child never dies of SIGPIPE and a grandchild holding stdout cannot
 keep a reader blocked.
+
+This module is the task tree and the status transitions. Spawning, group signals and
+stdin are in ``runtime.process``; what is shown of an agent (list entry, detail, meta
+file) in ``runtime.views``; the run's files in ``history``.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 import trio
 
 from trio_wrapper.core.lines import LineBatch
+from trio_wrapper.core.models import RunMeta
+from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.core.status import (
     Status,
     check_transition,
@@ -36,14 +42,23 @@ from trio_wrapper.core.status import (
     status_after_exit,
     stopping_detail,
 )
-from trio_wrapper.core.timefmt import go_duration, now_local, rfc3339
+from trio_wrapper.core.timefmt import now_local, parse_rfc3339
 from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
-from trio_wrapper.history.runfiles import RunFiles, open_append, write_all
+from trio_wrapper.history.events import EventsFile
+from trio_wrapper.history.runfiles import RunFiles, write_all
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import grow_pipe
+from trio_wrapper.runtime.process import (
+    StdinBlocked,
+    StdinClosed,
+    StdinWriter,
+    child_streams,
+    signal_group,
+)
+from trio_wrapper.runtime.views import run_meta
 
 # After the main process exits, output still in the pipes is read before the final
 # status is set; a grandchild holding the pipes open does not hold the status back longer.
@@ -59,10 +74,6 @@ STOP_DRAIN_SECONDS = 0.5
 
 # A reader lets other tasks run after this many bytes even if its pipe never runs dry.
 READER_TURN_BYTES = 1024 * 1024
-
-_event_encoder = msgspec.json.Encoder()
-_RECORD_START = b'\n{"type":'  # how every encoded record but the first begins
-_TYPE_LEN = len(b'{"type":')
 
 
 class AgentObserver(Protocol):
@@ -85,19 +96,6 @@ class AgentObserver(Protocol):
         each type. They follow the ``on_lines`` of the lines they came from: at once when
         extraction runs in the daemon, a moment later when the worker does it."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSpec:
-    name: str
-    command: list[str]
-    cwd: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    format: str = "auto"
-    stdin: bool = False
-    pty: bool = False
-    timeout_seconds: float | None = None
-    profile: str | None = None
 
 
 @dataclass(slots=True)
@@ -150,10 +148,9 @@ class Agent:
         self._ended_mono: float | None = None
         self._process: trio.Process | None = None
         self._outputs: dict[str, trio.abc.ReceiveStream] = {}
-        self._stdin: trio.abc.SendStream | None = None
-        self._stdin_lock: trio.Lock | None = None
+        self._stdin: StdinWriter | None = None
         self._log_fds: dict[str, int] = {}
-        self._events_fd: int | None = None
+        self._events: EventsFile | None = None
         self._readers_scope = trio.CancelScope()
         self._running = trio.Event()
         self._exited = trio.Event()
@@ -164,41 +161,41 @@ class Agent:
     # ---- construction -------------------------------------------------------------
 
     @classmethod
-    def from_history(cls, files: RunFiles, meta: dict[str, Any]) -> Agent:
+    def from_history(cls, files: RunFiles, meta: RunMeta | Mapping[str, object]) -> Agent:
         """A past run read back from its meta file: listed, inspectable, not running."""
+        if not isinstance(meta, RunMeta):
+            meta = msgspec.convert(meta, RunMeta, strict=False)
         spec = AgentSpec(
-            name=str(meta.get("name", files.directory.name)),
-            command=[str(a) for a in meta.get("command") or []],
-            cwd=meta.get("cwd"),
-            format=str(meta.get("format", "auto")),
-            stdin=bool(meta.get("stdin", False)),
-            pty=bool(meta.get("pty", False)),
-            timeout_seconds=meta.get("timeout_seconds"),
-            profile=meta.get("profile"),
+            name=meta.name if meta.name is not None else files.directory.name,
+            command=list(meta.command),
+            cwd=meta.cwd,
+            format=meta.format,
+            stdin=meta.stdin,
+            pty=meta.pty,
+            timeout_seconds=meta.timeout_seconds,
+            profile=meta.profile,
         )
         agent = cls(spec, files)
         try:
-            agent.status = Status(str(meta.get("status")))
+            agent.status = Status(str(meta.status))
         except ValueError:
             agent.status = Status.INTERRUPTED
-        agent.pid = meta.get("pid")
-        agent.started_at = _parse_time(meta.get("started_at")) or agent.started_at
-        agent.completed_at = _parse_time(meta.get("completed_at"))
-        agent.exit_code = meta.get("exit_code")
-        agent.exit_signal = meta.get("signal")
-        agent.stop_reason = meta.get("stop_reason")
-        agent.problem = meta.get("error")
-        for stream in ("stdout", "stderr"):
-            agent.stats[stream].bytes = int((meta.get("bytes") or {}).get(stream, 0))
-            agent.stats[stream].lines = int((meta.get("lines") or {}).get(stream, 0))
-        agent.line_num = int(meta.get("total_lines", 0))
-        extraction = meta.get("extraction") or {}
-        counts = extraction.get("matches_by_type") or {}
-        agent.extraction.counts = {str(k): int(v) for k, v in counts.items()}
-        agent.extraction.total = int(extraction.get("total_matches", 0))
-        duration = meta.get("duration_seconds")
-        if isinstance(duration, int | float):
-            agent._ended_mono = agent._started_mono + float(duration)
+        agent.pid = meta.pid
+        agent.started_at = parse_rfc3339(meta.started_at) or agent.started_at
+        agent.completed_at = parse_rfc3339(meta.completed_at)
+        agent.exit_code = meta.exit_code
+        agent.exit_signal = meta.signal
+        agent.stop_reason = meta.stop_reason
+        agent.problem = meta.error
+        for stream, stats in agent.stats.items():
+            stats.bytes = meta.bytes.get(stream, 0)
+            stats.lines = meta.lines.get(stream, 0)
+        agent.line_num = meta.total_lines
+        agent.extraction.counts = dict(meta.extraction.matches_by_type)
+        agent.extraction.total = meta.extraction.total_matches
+        duration = meta.duration_seconds
+        if duration is not None:
+            agent._ended_mono = agent._started_mono + duration
         else:
             agent._ended_mono = agent._started_mono
         agent._exited.set()
@@ -209,21 +206,12 @@ class Agent:
         """Take ownership of a freshly spawned process and open the run's log files."""
         self._process = process
         self.pid = process.pid
-        if pty_master is not None:
-            pty_stream = trio.lowlevel.FdStream(pty_master)
-            self._outputs["stdout"] = pty_stream
-            if self.spec.stdin:
-                self._stdin = pty_stream
-        else:
-            assert process.stdout is not None and process.stderr is not None
-            self._outputs["stdout"] = process.stdout
-            self._outputs["stderr"] = process.stderr
-            self._stdin = process.stdin
-        if self._stdin is not None:
-            self._stdin_lock = trio.Lock()
+        self._outputs, stdin = child_streams(process, pty_master, stdin=self.spec.stdin)
+        if stdin is not None:
+            self._stdin = StdinWriter(stdin, pty=self.spec.pty)
         for stream in ("stdout", "stderr"):
             self._log_fds[stream] = self.files.open_log(stream)
-        self._events_fd = open_append(self.files.events)
+        self._events = EventsFile(self.files.events)
 
     # ---- views ----------------------------------------------------------------------
 
@@ -238,7 +226,7 @@ class Agent:
 
     @property
     def stdin_open(self) -> bool:
-        return self._stdin is not None and not self._exited.is_set()
+        return self._stdin is not None and self._stdin.is_open and not self._exited.is_set()
 
     @property
     def duration_seconds(self) -> float:
@@ -253,81 +241,6 @@ class Agent:
     def bytes_processed(self) -> int:
         return self.stats["stdout"].bytes + self.stats["stderr"].bytes
 
-    def extraction_summary(self) -> dict[str, Any]:
-        store = self.extraction
-        return {
-            "format": store.format,
-            "total_lines": self.line_num,
-            "total_matches": store.total,
-            "in_code_block": store.in_code_block,
-            "matches_by_type": dict(store.counts),
-        }
-
-    def log_paths(self) -> dict[str, str]:
-        return {s: str(self.files.log(s)) for s in ("stdout", "stderr")}
-
-    def summary(self) -> dict[str, Any]:
-        duration = self.duration_seconds
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "pid": self.pid,
-            "format": self.spec.format,
-            "started_at": rfc3339(self.started_at),
-            "completed_at": rfc3339(self.completed_at),
-            "uptime": go_duration(duration),
-            "duration_seconds": round(duration, 3),
-            "exit_code": self.exit_code,
-        }
-
-    def detail(self) -> dict[str, Any]:
-        out = self.summary()
-        out.update(
-            {
-                "command": list(self.spec.command),
-                "cwd": self.spec.cwd,
-                "profile": self.spec.profile,
-                "signal": self.exit_signal,
-                "stop_reason": self.stop_reason,
-                "error": self.problem,
-                "stdin_open": self.stdin_open,
-                "pty": self.spec.pty,
-                "timeout_seconds": self.spec.timeout_seconds,
-                "bytes_processed": self.bytes_processed,
-                "streams": {
-                    s: {"bytes": st.bytes, "lines": st.lines} for s, st in self.stats.items()
-                },
-                "logs": self.log_paths(),
-            }
-        )
-        return out
-
-    def meta(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "command": list(self.spec.command),
-            "cwd": self.spec.cwd,
-            "format": self.spec.format,
-            "profile": self.spec.profile,
-            "stdin": self.spec.stdin,
-            "pty": self.spec.pty,
-            "timeout_seconds": self.spec.timeout_seconds,
-            "pid": self.pid,
-            "started_at": rfc3339(self.started_at),
-            "completed_at": rfc3339(self.completed_at),
-            "duration_seconds": round(self.duration_seconds, 3),
-            "exit_code": self.exit_code,
-            "signal": self.exit_signal,
-            "stop_reason": self.stop_reason,
-            "error": self.problem,
-            "bytes": {s: st.bytes for s, st in self.stats.items()},
-            "lines": {s: st.lines for s, st in self.stats.items()},
-            "total_lines": self.line_num,
-            "extraction": self.extraction_summary(),
-            "logs": {**self.log_paths(), "events": str(self.files.events)},
-        }
-
     # ---- state ----------------------------------------------------------------------
 
     def _set_status(self, new: Status, detail: str = "") -> None:
@@ -338,23 +251,22 @@ class Agent:
         if new.is_terminal:
             self.completed_at = now_local()
             self._ended_mono = time.monotonic()
-        self._record_event({"type": "state", "state": new.value, "detail": detail})
+        self._record_state(new, detail)
         self._write_meta()
         for observer in self._observers:
             observer.on_status(self, old, new)
 
     def _write_meta(self) -> None:
         try:
-            self.files.write_meta(self.meta())
+            self.files.write_meta(run_meta(self))
         except OSError as exc:
             self.problem = f"cannot write meta file: {exc.strerror}"
 
-    def _record_event(self, event: dict[str, Any]) -> None:
-        if self._events_fd is None:
+    def _record_state(self, new: Status, detail: str) -> None:
+        if self._events is None:
             return
-        event["timestamp"] = rfc3339(now_local())
         try:
-            write_all(self._events_fd, _event_encoder.encode(event) + b"\n")
+            self._events.write_state(new.value, detail)
         except OSError as exc:
             self.problem = f"cannot write events file: {exc.strerror}"
 
@@ -505,15 +417,10 @@ class Agent:
         """What extraction found, in line order: to the events file, the store, observers."""
         if not found:
             return
-        if self._events_fd is not None:
-            # One JSON object a line: the record with its timestamp in front. Records are
-            # tagged structs, so every line starts with '{"type":' (and no JSON string
-            # holds a raw newline): the timestamp goes in front of each by one replace,
-            # then in front of the first, which is written on its own.
-            stamp = b'{"timestamp":' + _event_encoder.encode(rfc3339(now_local())) + b',"type":'
-            stamped = memoryview(found.data.replace(_RECORD_START, b"\n" + stamp))[_TYPE_LEN:]
+        events = self._events
+        if events is not None:
             try:
-                write_all(self._events_fd, stamp, stamped)
+                events.write_records(found.data)  # each record stamped with the time
             except OSError as exc:
                 self.problem = f"cannot write events file: {exc.strerror}"
         counts = found.counts()
@@ -561,14 +468,14 @@ class Agent:
         # once both are gone the group id could be reused by an unrelated process.
         if self.pid is None or self._done.is_set():
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
+        signal_group(self.pid, sig)
 
     async def _release(self) -> None:
         """Close every pipe and file this run holds. Shielded by the caller."""
         streams: list[trio.abc.AsyncResource] = list(self._outputs.values())
-        if self._stdin is not None and self._stdin not in streams:
-            streams.append(self._stdin)
+        stdin = self._stdin.detach() if self._stdin is not None else None
+        if stdin is not None and stdin not in streams:
+            streams.append(stdin)
         for stream in streams:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 await stream.aclose()
@@ -577,54 +484,17 @@ class Agent:
         for fd in self._log_fds.values():
             os.close(fd)
         self._log_fds.clear()
-        if self._events_fd is not None:
-            os.close(self._events_fd)
-            self._events_fd = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     # ---- input ----------------------------------------------------------------------
 
     async def write_input(self, data: bytes, *, eof: bool, write_timeout: float) -> None:
         """Write to the child's stdin; raise ``StdinClosed`` or ``StdinBlocked``."""
-        if self._stdin is None or self._stdin_lock is None or self._exited.is_set():
+        if self._stdin is None or self._exited.is_set():
             raise StdinClosed
-        async with self._stdin_lock:
-            stdin = self._stdin
-            if stdin is None:
-                raise StdinClosed
-            try:
-                if data:
-                    with trio.fail_after(write_timeout):
-                        await stdin.send_all(data)
-                if eof:
-                    if self.spec.pty:
-                        # A terminal has no half-close: EOF is the VEOF character.
-                        with trio.fail_after(write_timeout):
-                            await stdin.send_all(b"\x04")
-                    else:
-                        await stdin.aclose()
-                        self._stdin = None
-            except trio.TooSlowError as exc:
-                raise StdinBlocked from exc
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self._stdin = None
-                raise StdinClosed from exc
-
-
-class StdinClosed(Exception):
-    pass
-
-
-class StdinBlocked(Exception):
-    pass
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+        await self._stdin.write(data, eof=eof, write_timeout=write_timeout)
 
 
 __all__ = ["Agent", "AgentObserver", "AgentSpec", "StdinBlocked", "StdinClosed", "StreamStats"]

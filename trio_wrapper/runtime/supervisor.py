@@ -8,34 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
-import re
-import signal
-import subprocess
 from collections.abc import Sequence
-from typing import Any
 
-import msgspec
 import trio
 
 from trio_wrapper.config import Config
 from trio_wrapper.core.errors import Refusal, agent_not_found
-from trio_wrapper.core.status import Status
+from trio_wrapper.core.names import check_name
+from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.core.timefmt import now_local, rfc3339
 from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, load_history
-from trio_wrapper.runtime.agent import Agent, AgentObserver, AgentSpec
+from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.extraction import ExtractionWorker
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-
-
-def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
-        raise Refusal(
-            "invalid_name",
-            "name must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ (letters, digits, '.', '_', '-')",
-        )
+from trio_wrapper.runtime.process import reap_orphan, spawn
+from trio_wrapper.runtime.views import run_meta
 
 
 class Supervisor:
@@ -97,12 +84,6 @@ class Supervisor:
     def live_count(self) -> int:
         return sum(1 for a in self.agents.values() if a.is_live)
 
-    def count_by_status(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in Status}
-        for agent in self.agents.values():
-            counts[agent.status.value] += 1
-        return counts
-
     # ---- start ----------------------------------------------------------------------
 
     def _check_allowed(self, argv0: str) -> None:
@@ -126,7 +107,11 @@ class Supervisor:
             )
         self._reserved.add(spec.name)
         try:
-            process, master = await self._spawn(spec)
+            try:
+                process, master = await spawn(spec)
+            except Refusal:
+                self.failed_starts += 1
+                raise
             try:
                 started = now_local()
                 files = RunFiles.create(self.logs_dir, spec.name, started)
@@ -144,7 +129,7 @@ class Supervisor:
                 agent.attach(process, master)
             except BaseException:
                 with trio.CancelScope(shield=True):
-                    await _reap_orphan(process)
+                    await reap_orphan(process)
                 raise
             self.agents[spec.name] = agent
             self.started_total += 1
@@ -156,43 +141,6 @@ class Supervisor:
             return agent
         finally:
             self._reserved.discard(spec.name)
-
-    async def _spawn(self, spec: AgentSpec) -> tuple[trio.Process, int | None]:
-        if spec.cwd is not None and not await trio.Path(spec.cwd).is_dir():
-            self.failed_starts += 1
-            raise Refusal("spawn_failed", f"working directory {spec.cwd!r} does not exist")
-        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
-        master: int | None = None
-        stdin: int = subprocess.PIPE if spec.stdin else subprocess.DEVNULL
-        stdout: int = subprocess.PIPE
-        stderr: int = subprocess.PIPE
-        slave: int | None = None
-        if spec.pty:
-            master, slave = os.openpty()
-            os.set_inheritable(master, False)
-            stdout = stderr = slave
-            if spec.stdin:
-                stdin = slave
-        try:
-            process = await trio.lowlevel.open_process(
-                spec.command,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=spec.cwd,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            self.failed_starts += 1
-            if master is not None:
-                os.close(master)
-            reason = exc.strerror or str(exc)
-            raise Refusal("spawn_failed", f"cannot start {spec.command[0]!r}: {reason}") from exc
-        finally:
-            if slave is not None:
-                os.close(slave)
-        return process, master
 
     # ---- stop / remove --------------------------------------------------------------
 
@@ -208,22 +156,9 @@ class Supervisor:
         return agent
 
 
-async def _reap_orphan(process: trio.Process) -> None:
-    """A child spawned but never registered (its files could not be created): end it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    await process.wait()
-    for pipe in (process.stdin, process.stdout, process.stderr):
-        if pipe is not None:
-            await pipe.aclose()
-
-
 def _mark_deleted(agent: Agent) -> None:
     """Remember the DELETE in the meta file so the run is not listed again after a restart."""
-    try:
-        meta: dict[str, Any] = msgspec.json.decode(agent.files.meta.read_bytes())
-    except (OSError, msgspec.DecodeError):
-        meta = agent.meta()
-    meta["deleted_at"] = rfc3339(now_local())
+    meta = agent.files.read_meta() or run_meta(agent)
+    meta.deleted_at = rfc3339(now_local())
     with contextlib.suppress(OSError):
         agent.files.write_meta(meta)

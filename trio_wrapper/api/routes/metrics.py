@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING
 
 from quart import Response
 from quart_schema import document_response
 from quart_trio import QuartTrio
 
+from trio_wrapper.api.state import AppState
 from trio_wrapper.metrics.influx_view import InfluxView
 from trio_wrapper.metrics.json_view import JsonView, MetricsDocument
 from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.prometheus import CONTENT_TYPE, PrometheusView
 
-if TYPE_CHECKING:  # app.py imports this module
-    from trio_wrapper.api.app import AppState
-
 JSON_TYPE = "application/json; charset=utf-8"
 LINE_PROTOCOL_TYPE = "text/plain; charset=utf-8"
 
 
-def install_metrics_routes(app: QuartTrio, state: AppState, model: MetricsModel) -> None:
+def install(app: QuartTrio, state: AppState, model: MetricsModel) -> None:
     """Add GET /metrics, /api/metrics and /api/metrics/influxdb for ``model``.
 
     ``state`` is the app's ``AppState`` (its config names the namespace).

@@ -1,0 +1,64 @@
+"""The order in which the daemon's long-lived parts start and stop, in one place.
+
+Both ways of serving use it: ``daemon.serve`` (the root nursery, with hypercorn in it)
+and the no-argument ``api.app.create_app()`` for a plain ``hypercorn -k trio`` (the
+app's nursery, from ``before_serving`` / ``after_serving``).
+
+Start: the hub's timers, then the supervisor (history loaded, agents' nursery open).
+Stop: the streams end first (each gets a ``shutdown`` event, or it would hold the HTTP
+server's graceful stop for its whole timeout), then the server is told to stop taking
+requests, then every agent is stopped (group SIGTERM, grace, SIGKILL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+from trio_wrapper.config import Config
+from trio_wrapper.runtime.hub import Hub, HubLimits
+from trio_wrapper.runtime.supervisor import Supervisor
+
+
+def hub_limits(config: Config) -> HubLimits:
+    sse = config.sse
+    return HubLimits(
+        client_buffer=sse.client_buffer,
+        retained_per_agent=sse.retained_events_per_agent,
+        retained_global=sse.retained_events_global,
+        max_clients=sse.max_clients,
+        max_clients_per_agent=sse.max_clients_per_agent,
+        ping_interval=sse.ping_interval_seconds,
+        stall_timeout=sse.stall_timeout_seconds,
+        sweep_interval=sse.sweep_interval_seconds,
+    )
+
+
+class Lifecycle:
+    """Starts and stops the parts it owns: a hub, a supervisor, or both.
+
+    A part given as ``None`` belongs to someone else (a test, or the daemon when the app
+    is built over its parts), who starts and stops it.
+    """
+
+    def __init__(self, hub: Hub | None, supervisor: Supervisor | None) -> None:
+        self.hub = hub
+        self.supervisor = supervisor
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Start the owned parts as tasks of ``nursery``; return once they are up."""
+        if self.hub is not None:
+            await nursery.start(self.hub.run)
+        if self.supervisor is not None:
+            await nursery.start(self.supervisor.run)
+
+    async def stop(self, stop_serving: Callable[[], object] | None = None) -> None:
+        """Streams end, then ``stop_serving()`` (if the caller runs the server), then
+        every agent stops; returns when they have."""
+        if self.hub is not None:
+            await self.hub.shutdown()
+        if stop_serving is not None:
+            stop_serving()
+        if self.supervisor is not None:
+            await self.supervisor.shutdown()

@@ -1,0 +1,128 @@
+"""What is shown of an agent, built in one place, as the typed shapes of ``core.models``:
+the list entry, the detail, and the meta file. Read-only; called per request (or per
+status change for the meta file), never per line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trio_wrapper.core.models import (
+    AgentDetail,
+    AgentSummary,
+    Extraction,
+    MetaExtraction,
+    RunMeta,
+    StreamFigures,
+)
+from trio_wrapper.core.timefmt import go_duration, rfc3339
+
+if TYPE_CHECKING:  # the agent writes its meta file through this module
+    from trio_wrapper.runtime.agent import Agent
+
+STREAMS = ("stdout", "stderr")
+
+
+def summary(agent: Agent) -> AgentSummary:
+    """One entry of ``GET /api/agents``."""
+    duration = agent.duration_seconds
+    return AgentSummary(
+        name=agent.name,
+        status=agent.status,
+        pid=agent.pid,
+        format=agent.spec.format,
+        started_at=rfc3339(agent.started_at),
+        completed_at=rfc3339(agent.completed_at),
+        uptime=go_duration(duration),
+        duration_seconds=round(duration, 3),
+        exit_code=agent.exit_code,
+    )
+
+
+def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
+    """``GET /api/agents/<name>`` (and the 201 of a create). ``format`` is what ``auto``
+    detection decided, once it has; ``matches_limit`` adds the newest records of each kind."""
+    duration = agent.duration_seconds
+    spec = agent.spec
+    store = agent.extraction
+    fmt = spec.format
+    if fmt == "auto" and store.format != "auto":
+        fmt = store.format
+    out = AgentDetail(
+        name=agent.name,
+        status=agent.status,
+        pid=agent.pid,
+        format=fmt,
+        started_at=rfc3339(agent.started_at),
+        completed_at=rfc3339(agent.completed_at),
+        uptime=go_duration(duration),
+        duration_seconds=round(duration, 3),
+        exit_code=agent.exit_code,
+        command=list(spec.command),
+        cwd=spec.cwd,
+        profile=spec.profile,
+        signal=agent.exit_signal,
+        stop_reason=agent.stop_reason,
+        error=agent.problem,
+        stdin_open=agent.stdin_open,
+        pty=spec.pty,
+        timeout_seconds=spec.timeout_seconds,
+        bytes_processed=agent.bytes_processed,
+        streams={s: StreamFigures(bytes=st.bytes, lines=st.lines) for s, st in agent.stats.items()},
+        logs=log_paths(agent),
+        extraction=extraction(agent),
+    )
+    if matches_limit is not None:
+        out.matches = store.matches(matches_limit)
+    return out
+
+
+def extraction(agent: Agent) -> Extraction:
+    store = agent.extraction
+    return Extraction(
+        format=store.format,
+        total_lines=agent.line_num,
+        total_matches=store.total,
+        in_code_block=store.in_code_block,
+        matches_by_type=dict(store.counts),
+    )
+
+
+def log_paths(agent: Agent) -> dict[str, str]:
+    return {s: str(agent.files.log(s)) for s in STREAMS}
+
+
+def run_meta(agent: Agent) -> RunMeta:
+    """The meta file's content, as of now."""
+    spec = agent.spec
+    store = agent.extraction
+    return RunMeta(
+        name=agent.name,
+        status=agent.status.value,
+        command=list(spec.command),
+        cwd=spec.cwd,
+        format=spec.format,
+        profile=spec.profile,
+        stdin=spec.stdin,
+        pty=spec.pty,
+        timeout_seconds=spec.timeout_seconds,
+        pid=agent.pid,
+        started_at=rfc3339(agent.started_at),
+        completed_at=rfc3339(agent.completed_at),
+        duration_seconds=round(agent.duration_seconds, 3),
+        exit_code=agent.exit_code,
+        signal=agent.exit_signal,
+        stop_reason=agent.stop_reason,
+        error=agent.problem,
+        bytes={s: st.bytes for s, st in agent.stats.items()},
+        lines={s: st.lines for s, st in agent.stats.items()},
+        total_lines=agent.line_num,
+        extraction=MetaExtraction(
+            format=store.format,
+            total_lines=agent.line_num,
+            total_matches=store.total,
+            in_code_block=store.in_code_block,
+            matches_by_type=dict(store.counts),
+        ),
+        logs={**log_paths(agent), "events": str(agent.files.events)},
+    )
