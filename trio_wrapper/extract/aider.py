@@ -76,11 +76,6 @@ class AiderExtractor(LineScanner):
         stream: str,
         out: list[Record],
     ) -> None:
-        if st.fence is not None:
-            block = self._fence_line(st, line, text, start, end, line_num)
-            if block is not None:
-                out.append(block)
-            return
         if self._try_open_fence(st, line, end, line_num):
             return
         core = line.rstrip()

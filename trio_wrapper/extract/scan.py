@@ -178,7 +178,13 @@ class LineScanner:
             idx += text.count(b"\n", counted, start)
             counted = start
             line = text[start:end].decode("utf-8", "replace")
-            self._line(st, line, text, start, end, first + idx, stream, out)
+            if st.fence is not None:
+                # Inside a fence every dialect does the same: wait for its closing line.
+                block = self._fence_line(st, line, text, start, end, first + idx)
+                if block is not None:
+                    self._emit_block(st, block, out)
+            else:
+                self._line(st, line, text, start, end, first + idx, stream, out)
             pos = end + 1
         if st.body.is_open:
             st.body.carry(text)
@@ -196,7 +202,12 @@ class LineScanner:
         stream: str,
         out: list[Record],
     ) -> None:
+        """One line outside a fence: the dialect's own reading."""
         raise NotImplementedError
+
+    def _emit_block(self, st: StreamState, block: CodeBlock, out: list[Record]) -> None:
+        """A code block just closed; a dialect may hold some back (codex's echo)."""
+        out.append(block)
 
     # Fences: shared by every dialect.
 

@@ -171,11 +171,6 @@ class TextExtractor(LineScanner):
         stream: str,
         out: list[Record],
     ) -> None:
-        if st.fence is not None:
-            code = self._fence_line(st, line, text, start, end, line_num)
-            if code is not None:
-                self._emit_block(st, code, out)
-            return
         core = line
         if core[:1] == "[":
             m = _TIMESTAMP.match(core)
