@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import msgspec
 
 from trio_wrapper.core.models import FORMATS
+from trio_wrapper.core.tomlfile import TomlFileError, read_toml
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules
 
 ENV_PREFIX = "TRIO_WRAPPER_"
@@ -208,12 +208,9 @@ def load_config(
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+            data = read_toml(path)
+        except TomlFileError as exc:
+            raise ConfigError(f"config file {exc}") from None
     # A file's [profiles.x] adds to or replaces the shipped profiles one by one.
     shipped = msgspec.to_builtins(_default_profiles())
     if isinstance(data.get("profiles"), dict):

@@ -177,7 +177,7 @@ regex = 'count=(\\S+)'
         ),
         ("rules = 3", "'rules' must be an array"),
         ("[rule]\nname = 1", "unknown top-level key 'rule'"),
-        ("this is = = not toml", "not valid TOML"),
+        ("this is = = not toml", "invalid TOML"),
     ],
 )
 def test_bad_rules_are_one_line_errors(tmp_path: Path, body: str, message: str) -> None:

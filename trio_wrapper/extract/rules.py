@@ -11,12 +11,12 @@ problem: the daemon turns it into a clean startup error instead of a traceback.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trio_wrapper.core.tomlfile import TomlFileError, read_toml
 from trio_wrapper.extract.numbers import parse_number
 from trio_wrapper.extract.records import (
     FILE_OPS,
@@ -121,15 +121,11 @@ def _line_of(record: Record) -> int:
 def load_rules(path: str | Path) -> list[Rule]:
     """Read and validate a rules file. A missing file is an error (the caller decides
     whether a default path may be absent)."""
-    source = str(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise RulesError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{source}: not valid TOML: {exc}") from None
-    return parse_rules(data, source)
+        data = read_toml(path)
+    except TomlFileError as exc:
+        raise RulesError(f"rules file {exc}") from None
+    return parse_rules(data, str(path))
 
 
 def parse_rules(data: Mapping[str, Any], source: str = "<rules>") -> list[Rule]:
