@@ -124,7 +124,7 @@ def load_rules(path: str | Path) -> list[Rule]:
     try:
         data = read_toml(path)
     except TomlFileError as exc:
-        raise RulesError(f"rules file {exc}") from None
+        raise RulesError(str(exc)) from None
     return parse_rules(data, str(path))
 
 
