@@ -398,6 +398,114 @@ async def test_finished_agent_replays_then_completes() -> None:
     assert hub.total_clients == 0
 
 
+def test_hub_limits_come_from_the_sse_section() -> None:
+    from trio_wrapper.api.app import hub_limits
+    from trio_wrapper.config import Config, SseConfig
+
+    sse = SseConfig(
+        client_buffer=7,
+        ping_interval_seconds=3.0,
+        stall_timeout_seconds=9.0,
+        sweep_interval_seconds=4.0,
+        retained_events_per_agent=11,
+        retained_events_global=22,
+        max_clients=33,
+        max_clients_per_agent=5,
+    )
+    limits = HubLimits.from_config(sse)
+    assert limits == hub_limits(Config(sse=sse))  # what api.app builds by hand today
+    assert (limits.client_buffer, limits.ping_interval, limits.max_clients_per_agent) == (7, 3, 5)
+    assert limits.poll_interval == HubLimits().poll_interval  # not configurable: the default
+    assert HubLimits.from_config(SseConfig()) == HubLimits()
+
+
+async def test_shutdown_returns_as_soon_as_the_last_stream_has_left(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    sends = [Recorder(), Recorder()]
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, sends[0])
+        await start_stream(nursery, hub, None, sends[1])
+        started = trio.current_time()
+        await hub.shutdown()
+        assert trio.current_time() == started  # woken by the last unsubscribe: no polling
+    assert hub.total_clients == 0
+    assert [[kind for _, kind, _, _ in s.events()][-1] for s in sends] == ["shutdown"] * 2
+
+
+async def test_shutdown_without_clients_completes_even_when_cancelled() -> None:
+    hub = Hub(limits())
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await hub.shutdown()  # no checkpoint: the daemon's last cleanup can still run it
+    assert hub.closing and hub._closed.is_set()
+
+
+async def test_the_pacemaker_moves_a_client_it_reads_a_disconnect_for() -> None:
+    from trio_wrapper.runtime.hub import Client
+    from trio_wrapper.streaming.client import ClientState
+
+    hub_client = Client(1, "a1", 3)
+    connection = Connection()
+    hub_client.inbox = connection.channel
+    hub_client.pace(0.0)  # the request's body: let pass
+    assert hub_client.state is ClientState.STREAMING
+    connection.disconnect()
+    hub_client.pace(0.0)
+    assert hub_client.state is ClientState.GONE
+    closed = Client(2, "a1", 3)
+    closed.inbox = Connection().channel
+    closed.inbox.close()
+    closed.pace(0.0)
+    assert closed.state is ClientState.GONE
+    dropped = Client(3, "a1", 3)
+    dropped.inbox = Connection().channel
+    dropped.drop()
+    dropped.inbox.close()
+    dropped.pace(0.0)
+    assert dropped.state is ClientState.DROPPED  # the first reason to end holds
+
+
+async def test_wake_and_drop_end_the_waits_they_own() -> None:
+    from trio_wrapper.runtime.hub import Client
+
+    client = Client(1, "a1", 3)
+    ended: list[str] = []
+
+    async def wait_in(kind: str) -> None:
+        with trio.CancelScope() as scope:
+            setattr(client, kind, scope)
+            await trio.sleep_forever()
+        ended.append(kind)
+
+    async def parked() -> None:
+        await client.park()
+        ended.append("parked")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(parked)
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked"] and client.task is None
+        client.wake()  # nothing to wake: a no-op
+        nursery.start_soon(wait_in, "receiving")
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving"] and client.receiving is None
+        nursery.start_soon(wait_in, "sending")
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()  # a send is not a wait: only a drop ends it
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving"]
+        client.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving", "sending"]
+
+
 def test_abort_connection_finds_the_tcp_socket_by_peer() -> None:
     import socket
 
