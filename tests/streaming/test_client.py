@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from trio_wrapper.streaming.client import TRANSITIONS, ClientState, FanoutClient, Transition
+from trio_wrapper.streaming.client import (
+    TRANSITIONS,
+    ClientState,
+    FanoutClient,
+    Step,
+    Transition,
+)
 from trio_wrapper.streaming.replay import Gap
 from trio_wrapper.streaming.ring import Run
 
@@ -76,35 +82,33 @@ def test_a_new_client_streams_and_no_state_is_left_for_good_but_closed() -> None
         assert (moves.get(T.CLOSE) is S.CLOSED) is (state is not S.CLOSED)
 
 
-def test_what_the_stream_reads_of_each_state() -> None:
-    # must_stop; has_news and ready with nothing buffered; ready with news held; ready
-    # with news released by a flush.
+def test_the_streams_next_step_in_each_state() -> None:
+    # With nothing buffered; with news held for the flush; with news the flush released.
     expected = {
-        S.STREAMING: (False, False, False, False, True),
-        S.ENDING: (False, True, True, True, True),
-        S.SHUTTING_DOWN: (False, True, True, True, True),
-        S.GONE: (True, False, False, False, True),
-        S.DROPPED: (True, True, False, False, True),
-        S.CLOSED: (False, False, False, False, True),
+        S.STREAMING: (Step.IDLE, Step.HOLD, Step.SEND),
+        S.ENDING: (Step.SEND, Step.SEND, Step.SEND),
+        S.SHUTTING_DOWN: (Step.SEND, Step.SEND, Step.SEND),
+        S.GONE: (Step.STOP, Step.STOP, Step.STOP),
+        S.DROPPED: (Step.STOP, Step.STOP, Step.STOP),
+        S.CLOSED: (Step.IDLE, Step.HOLD, Step.SEND),  # never asked: the stream has ended
     }
-    for state, (stop, news, ready, ready_held, ready_released) in expected.items():
+    for state, (empty, held, released) in expected.items():
         client = client_in(state)
-        assert (client.must_stop, client.has_news, client.ready) == (stop, news, ready), state
+        assert client.next_step() is empty, state
         client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
-        assert client.has_news
-        assert client.ready is ready_held, state
+        assert client.next_step() is held, state
         client.released = True
-        assert client.ready is ready_released, state
+        assert client.next_step() is released, state
 
 
 def test_news_waits_for_its_release() -> None:
     client = FanoutClient(1, "a1", limit=3)
     client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
-    assert client.has_news and not client.ready
+    assert client.next_step() is Step.HOLD
     client.released = True
-    assert client.ready
+    assert client.next_step() is Step.SEND
     client.take()
-    assert not client.released and not client.has_news and not client.ready
+    assert not client.released and client.next_step() is Step.IDLE
 
 
 def test_stalled_counts_from_the_start_of_the_send() -> None:

@@ -40,6 +40,19 @@ class Transition(enum.Enum):
     CLOSE = "close"  # the stream: it has ended
 
 
+class Step(enum.Enum):
+    """The stream loop's next move, decided by ``FanoutClient.next_step``."""
+
+    STOP = "stop"  # disconnected or dropped: end now, sending nothing more
+    SEND = "send"  # news the hub's flush released, or the last of an ending stream
+    HOLD = "hold"  # news, held until the hub's next flush: wait to be woken
+    IDLE = "idle"  # nothing to send: ping if one is due, else wait to be woken
+
+
+STOP: Final = Step.STOP
+SEND: Final = Step.SEND
+HOLD: Final = Step.HOLD
+IDLE: Final = Step.IDLE
 STREAMING: Final = ClientState.STREAMING
 ENDING: Final = ClientState.ENDING
 SHUTTING_DOWN: Final = ClientState.SHUTTING_DOWN
@@ -148,28 +161,18 @@ class FanoutClient:
         self.state = target
         return True
 
-    @property
-    def must_stop(self) -> bool:
-        """End now, sending nothing more: disconnected or dropped."""
+    def next_step(self) -> Step:
+        """What the stream does on this wake (see ``Step``). One call, no allocation: the
+        stream loop asks once per wake, before each send."""
         state = self.state
-        return state is GONE or state is DROPPED
-
-    @property
-    def has_news(self) -> bool:
-        """Something to send, or a reason to end."""
-        if self.batches:
-            return True
-        state = self.state
-        return state is ENDING or state is SHUTTING_DOWN or state is DROPPED
-
-    @property
-    def ready(self) -> bool:
-        """Send now: news that the hub's flush released, or the last of an ending stream
-        (ending and shutting down don't wait for a flush)."""
-        if not self.has_news:
-            return False
-        state = self.state
-        return self.released or state is ENDING or state is SHUTTING_DOWN
+        if state is GONE or state is DROPPED:
+            return STOP
+        if self.batches or state is ENDING or state is SHUTTING_DOWN:
+            # Ending and shutting down don't wait for a flush.
+            if self.released or state is ENDING or state is SHUTTING_DOWN:
+                return SEND
+            return HOLD
+        return IDLE
 
     def wake(self) -> None:
         """End the stream's wait. Nothing here: only the runtime knows how a stream waits
@@ -213,4 +216,4 @@ class FanoutClient:
         return since is not None and now - since >= timeout
 
 
-__all__ = ["TRANSITIONS", "ClientState", "FanoutClient", "Transition"]
+__all__ = ["TRANSITIONS", "ClientState", "FanoutClient", "Step", "Transition"]
