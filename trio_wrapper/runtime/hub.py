@@ -14,36 +14,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
+from trio_wrapper.config import SseConfig
 from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
 from trio_wrapper.streaming.fanout import Fanout
 
-if TYPE_CHECKING:
-    from trio_wrapper.config import SseConfig
-
 log = logging.getLogger("trio_wrapper.runtime.hub")
 
 PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
 
+# The configurable limits' defaults are ``[sse]``'s, stated once, in ``config``.
+_SSE = SseConfig()
+
 
 @dataclass(frozen=True, slots=True)
 class HubLimits:
-    """The hub's sizes and periods. The configurable ones come from ``[sse]``
-    (``from_config``); the others are tuning kept out of the configuration."""
+    """The hub's sizes and periods. The configurable ones are ``[sse]``'s (``from_config``;
+    the same defaults); the others are tuning kept out of the configuration."""
 
-    client_buffer: int = 100
-    retained_per_agent: int = 1000
-    retained_global: int = 10_000
-    max_clients: int = 20_000
-    max_clients_per_agent: int = 10_000
-    ping_interval: float = 15.0
-    stall_timeout: float = 120.0
-    sweep_interval: float = 30.0
+    client_buffer: int = _SSE.client_buffer
+    retained_per_agent: int = _SSE.retained_events_per_agent
+    retained_global: int = _SSE.retained_events_global
+    max_clients: int = _SSE.max_clients
+    max_clients_per_agent: int = _SSE.max_clients_per_agent
+    ping_interval: float = _SSE.ping_interval_seconds
+    stall_timeout: float = _SSE.stall_timeout_seconds
+    sweep_interval: float = _SSE.sweep_interval_seconds
     # The pacemaker's period: how late a ping may be, and how soon a disconnect is seen.
     poll_interval: float = 0.5
     shutdown_grace: float = 1.0
@@ -56,7 +57,8 @@ class HubLimits:
 
     @classmethod
     def from_config(cls, sse: SseConfig) -> HubLimits:
-        """The limits ``[sse]`` sets; the rest keep their defaults."""
+        """The limits ``[sse]`` sets; the rest keep their defaults. (``api.app.hub_limits``
+        builds the same by hand; it can become a call of this.)"""
         return cls(
             client_buffer=sse.client_buffer,
             retained_per_agent=sse.retained_events_per_agent,
