@@ -22,6 +22,7 @@ from typing import Any, cast
 import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
+    ASGIReceiveEvent,
     ASGISendCallable,
     HTTPResponseStartEvent,
     HTTPScope,
@@ -106,7 +107,7 @@ def _shared_headers(items: Iterable[tuple[str, str]]) -> tuple[tuple[bytes, byte
     return encoded
 
 
-async def _no_messages() -> Any:
+async def _no_messages() -> ASGIReceiveEvent:
     """``receive`` for a stream whose connection messages someone else reads."""
     await trio.sleep_forever()
 
