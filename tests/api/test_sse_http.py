@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import trio
+import trio.testing
 from httpx_sse import aconnect_sse
 
 from tests.helpers import PY, TRANSCRIPTS, wait_for
@@ -119,6 +120,14 @@ def task_count() -> int:
     return count(trio.lowlevel.current_root_task())
 
 
+async def settled(limit: float = 5.0) -> None:
+    """Until every task is blocked (the server has finished what it was doing): no
+    runnable task and no I/O for 50 ms, within ``limit``. A condition, not a guess at how
+    long hypercorn takes; the hub's timers (every 0.5 s and more) leave room for it."""
+    with trio.fail_after(limit):
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+
+
 async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) -> None:
     async with live_server(tmp_path) as live:
         await live.supervisor.start(AgentSpec("idle", ["sleep", "60"]))
@@ -138,10 +147,11 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) ->
                 await live.hub.pace()
                 await trio.sleep(0.01)
 
+        # Counted without ``look_often``, which is cancelled before the count after.
+        await settled()
+        before = task_count()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(look_often)
-            await trio.sleep(0.2)
-            before = task_count()
             for _ in range(100):
                 async with (
                     httpx.AsyncClient(base_url=live.url) as http,
@@ -151,11 +161,11 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) ->
                         assert sse.event == "connected"
                         break
                 await wait_for(lambda: live.hub.total_clients == 0, 1)
-            await trio.sleep(0.2)
-            assert live.hub.total_clients == 0
-            assert live.hub.stats()["agents"] == {}
-            assert task_count() <= before
             nursery.cancel_scope.cancel()
+        await settled()
+        assert live.hub.total_clients == 0
+        assert live.hub.stats()["agents"] == {}
+        assert task_count() <= before
 
 
 # Waits for a stdin line (when given one), then writes in bursts of 50 lines with a pause
@@ -301,13 +311,13 @@ async def test_a_stream_costs_its_connection_two_tasks(tmp_path: Path) -> None:
     message task): per idle stream, hypercorn's connection task and that one."""
     async with live_server(tmp_path) as live:
         await live.supervisor.start(AgentSpec("idle", ["sleep", "60"]))
-        await trio.sleep(0.2)
+        await settled()
         before = task_count()
         socks = [raw_get(live.port, "/api/agents/idle/stream") for _ in range(10)]
         socks += [raw_get(live.port, "/api/events") for _ in range(10)]
         try:
             await wait_for(lambda: live.hub.total_clients == 20)
-            await trio.sleep(0.2)
+            await settled()
             assert task_count() - before == 2 * 20
         finally:
             for sock in socks:

@@ -1,4 +1,5 @@
-"""The hub and the stream loop without a network: fake ASGI ``send``, autojump_clock."""
+"""The hub's trio side (timers, parking, shutdown) and the stream loop, without a
+network: fake ASGI ``send``, autojump_clock. The pure parts are tested in tests/streaming."""
 
 from __future__ import annotations
 
@@ -9,15 +10,11 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from hypothesis import given
-from hypothesis import strategies as st
 
 from trio_wrapper.api.sse import SSEResponse
 from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.status import Status
-from trio_wrapper.runtime.hub import Client, Gap, Hub, HubLimits, _select_replay
-from trio_wrapper.streaming.ring import EventRing, Run
-from trio_wrapper.streaming.wire import Event, TimestampCache, frame, parse_last_event_id
+from trio_wrapper.runtime.hub import Hub, HubLimits
 
 
 @dataclass
@@ -270,7 +267,7 @@ async def _run_in(hub: Hub, scope: trio.CancelScope) -> None:
 
 
 def test_the_pacemaker_reads_only_memory_channels() -> None:
-    from trio_wrapper.api.sse import _inbox
+    from trio_wrapper.api.sse_stream import _inbox
 
     connection = Connection()
     assert _inbox(connection.channel.receive) is connection.channel
@@ -316,7 +313,7 @@ async def test_sweep_every_30_s_drops_clients_stuck_past_the_timeout(
         await trio.sleep(5)
         sub = hub.subscribe(None, None, 0)
         sub.client.sending_since = trio.current_time()
-        with trio.CancelScope() as sub.client.scope:
+        with trio.CancelScope() as sub.client.sending:
             await trio.sleep_forever()
         hub.unsubscribe(sub.client)
         ended_at.append(trio.current_time())
@@ -401,148 +398,112 @@ async def test_finished_agent_replays_then_completes() -> None:
     assert hub.total_clients == 0
 
 
-def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
-    client = Client(1, "a1", limit=3)
-    deliveries = [
-        Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
-        for first in range(1, 51, 10)
-    ]  # five reads of ten lines: ids 1..50
-    dropped = [client.push(d) for d in deliveries]
-    assert dropped == [0, 0, 0, 10, 10]
-    runs, gap = client.take()
-    assert gap == Gap(missed=20, first_id=1, last_id=20)
-    assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
-    assert client.take() == ([], None)
-    # One read larger than any event count is still delivered whole.
-    assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
-    assert client.take()[0][0].count == 5000
-    # The all-agents stream counts in global ids.
-    everyone = Client(2, None, limit=1)
-    everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
-    everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
-    assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
+def test_hub_limits_come_from_the_sse_section() -> None:
+    from trio_wrapper.api.app import hub_limits
+    from trio_wrapper.config import Config, SseConfig
+
+    sse = SseConfig(
+        client_buffer=7,
+        ping_interval_seconds=3.0,
+        stall_timeout_seconds=9.0,
+        sweep_interval_seconds=4.0,
+        retained_events_per_agent=11,
+        retained_events_global=22,
+        max_clients=33,
+        max_clients_per_agent=5,
+    )
+    limits = HubLimits.from_config(sse)
+    assert limits == hub_limits(Config(sse=sse))  # what api.app builds by hand today
+    assert (limits.client_buffer, limits.ping_interval, limits.max_clients_per_agent) == (7, 3, 5)
+    assert limits.poll_interval == HubLimits().poll_interval  # not configurable: the default
+    assert HubLimits.from_config(SseConfig()) == HubLimits()
 
 
-def test_run_wire_is_the_events_wires_joined() -> None:
-    from trio_wrapper.extract import Metric, Session
-    from trio_wrapper.extract.found import Found
-
-    lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
-    run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
-    twin = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
-    twin.created = run.created
-    assert run.wire() == b"".join(e.wire() for e in twin.events())
-    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
-    records = Found.of([Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")])
-    run = Run.of_records("a-1", 1, 9, records)
-    twin = Run.of_records("a-1", 1, 9, records)
-    twin.created = run.created
-    assert run.wire() == b"".join(e.wire() for e in twin.events())
-    data = json.loads(run.wire().split(b"data: ", 1)[1].split(b"\n", 1)[0])["data"]
-    assert data == {"type": "session", "line_num": 1, "key": "model", "value": "o3"}
-
-
-def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:
-    ring = EventRing(capacity)
-    for start in range(first, last + 1, run_size):
-        lines = [b"x"] * min(run_size, last + 1 - start)
-        ring.append(Run.of_lines("a", start, start, lines, "stdout", start))
-    return ring
-
-
-def test_replay_selection() -> None:
-    ring = ring_of(1, 20, capacity=10)  # ids 11..20 retained
-    assert (ring.oldest_id, ring.newest_id, len(ring)) == (11, 20, 10)
-    assert _select_replay(ring, None, 0) == ([], None)
-    replay, gap = _select_replay(ring, 15, 0)
-    assert [e.seq for e in replay] == [16, 17, 18, 19, 20] and gap is None
-    replay, gap = _select_replay(ring, 10, 0)
-    assert [e.seq for e in replay] == list(range(11, 21)) and gap is None
-    replay, gap = _select_replay(ring, 4, 0)
-    assert gap == Gap(missed=6, first_id=5, last_id=10) and len(replay) == 10
-    assert _select_replay(ring, 20, 0) == ([], None)
-    assert _select_replay(ring, 99, 0) == ([], None)
-    replay, _ = _select_replay(ring, None, 3)
-    assert [e.seq for e in replay] == [18, 19, 20]
-    replay, _ = _select_replay(ring, None, 500)
-    assert [e.seq for e in replay] == list(range(11, 21))
-    assert _select_replay(EventRing(5), 3, 2) == ([], None)
-
-
-@given(
-    total=st.integers(min_value=0, max_value=60),
-    capacity=st.integers(min_value=1, max_value=25),
-    run_size=st.integers(min_value=1, max_value=9),
-    start=st.integers(min_value=-5, max_value=70),
-)
-def test_ring_since_is_exact(total: int, capacity: int, run_size: int, start: int) -> None:
-    ring = ring_of(1, total, capacity, run_size)
-    retained = list(range(max(1, total - capacity + 1), total + 1))
-    assert [e.seq for e in ring.since(start)] == [i for i in retained if i >= start]
-    assert [e.line_num for e in ring.since(start)] == [i for i in retained if i >= start]
-
-
-def test_without_subscribers_nothing_is_built() -> None:
-    hub = Hub(limits(retained_per_agent=10, retained_global=20))
-    agent = FakeAgent()
-    batch = LineBatch([b"x"] * 1000)
-    hub.on_lines(agent, "stdout", 1, batch)  # type: ignore[arg-type]
-    channel = hub.channels["a1"]
-    assert channel.ring._runs[0]._events is None  # one run object, no Event per line
-    assert [e.seq for e in channel.ring.since(0)] == list(range(991, 1001))
-    assert [e.global_seq for e in hub.global_ring.since(0)] == list(range(981, 1001))
-    assert channel.next_seq == 1001
-    assert all(e._body is None for e in channel.ring.since(0))  # nothing encoded for nobody
-    hub.on_lines(agent, "stderr", 1001, LineBatch([b"y"]))  # type: ignore[arg-type]
-    assert channel.ring.peek_last() is not None
-    assert channel.ring.peek_last().seq == 1001  # type: ignore[union-attr]
-
-
-def test_removed_agent_ends_its_streams() -> None:
+async def test_shutdown_returns_as_soon_as_the_last_stream_has_left(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     hub = Hub(limits())
     agent = FakeAgent()
-    sub = hub.subscribe("a1", None, 0)
-    hub.on_removed(agent)  # type: ignore[arg-type]
-    assert sub.client.ended and "a1" not in hub.channels
-    hub.unsubscribe(sub.client)
+    sends = [Recorder(), Recorder()]
+    async with trio.open_nursery() as nursery:
+        await start_stream(nursery, hub, agent, sends[0])
+        await start_stream(nursery, hub, None, sends[1])
+        started = trio.current_time()
+        await hub.shutdown()
+        assert trio.current_time() == started  # woken by the last unsubscribe: no polling
     assert hub.total_clients == 0
+    assert [[kind for _, kind, _, _ in s.events()][-1] for s in sends] == ["shutdown"] * 2
 
 
-def test_client_limits() -> None:
-    hub = Hub(limits(max_clients=3, max_clients_per_agent=2))
-    hub.subscribe("a", None, 0)
-    hub.subscribe("a", None, 0)
-    with pytest.raises(Exception, match="too many SSE clients on 'a'"):
-        hub.subscribe("a", None, 0)
-    hub.subscribe(None, None, 0)
-    with pytest.raises(Exception, match="too many SSE clients connected"):
-        hub.subscribe("b", None, 0)
+async def test_shutdown_without_clients_completes_even_when_cancelled() -> None:
+    hub = Hub(limits())
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await hub.shutdown()  # no checkpoint: the daemon's last cleanup can still run it
+    assert hub.closing and hub._closed.is_set()
 
 
-def test_wire_format() -> None:
-    event = Event("codex-1", 17, 99, "log", line=b"caf\xc3\xa9 \xff", stream="stderr", line_num=4)
-    wire = event.wire()
-    assert wire.startswith(b"id: 17\nevent: log\ndata: {")
-    assert wire.endswith(b"}\n\n") and wire.count(b"\n") == 4
-    body = json.loads(wire.split(b"data: ", 1)[1])
-    assert body["type"] == "log" and body["agent_name"] == "codex-1"
-    assert body["data"] == {"line": "café \ufffd", "stream": "stderr", "line_num": 4}
-    assert event.global_wire().startswith(b"id: 99\n")
-    assert event.wire() is wire  # encoded once, shared
-    multiline = Event("a", 1, 1, "extraction", {"type": "response", "text": "a\nb\r\nc"})
-    assert multiline.wire().count(b"\ndata: ") == 1  # JSON escapes the newlines
-    assert frame("ping", b"{}") == b"event: ping\ndata: {}\n\n"
+async def test_the_pacemaker_moves_a_client_it_reads_a_disconnect_for() -> None:
+    from trio_wrapper.runtime.hub import Client
+    from trio_wrapper.streaming.client import ClientState
+
+    hub_client = Client(1, "a1", 3)
+    connection = Connection()
+    hub_client.inbox = connection.channel
+    hub_client.pace(0.0)  # the request's body: let pass
+    assert hub_client.state is ClientState.STREAMING
+    connection.disconnect()
+    hub_client.pace(0.0)
+    assert hub_client.state is ClientState.GONE
+    closed = Client(2, "a1", 3)
+    closed.inbox = Connection().channel
+    closed.inbox.close()
+    closed.pace(0.0)
+    assert closed.state is ClientState.GONE
+    dropped = Client(3, "a1", 3)
+    dropped.inbox = Connection().channel
+    dropped.drop()
+    dropped.inbox.close()
+    dropped.pace(0.0)
+    assert dropped.state is ClientState.DROPPED  # the first reason to end holds
 
 
-def test_timestamps_and_last_event_id() -> None:
-    cache = TimestampCache()
-    assert cache.format(1_770_000_000.25) == "2026-02-02T02:40:00.250Z"
-    assert cache.format(1_770_000_000.999) == "2026-02-02T02:40:00.999Z"
-    assert cache.format(1_770_000_001.0) == "2026-02-02T02:40:01.000Z"
-    assert parse_last_event_id("42") == 42
-    assert parse_last_event_id(" 7 ") == 7
-    for bad in ("", "-1", "1.5", "abc", "9" * 30, None):
-        assert parse_last_event_id(bad) is None
+async def test_wake_and_drop_end_the_waits_they_own() -> None:
+    from trio_wrapper.runtime.hub import Client
+
+    client = Client(1, "a1", 3)
+    ended: list[str] = []
+
+    async def wait_in(kind: str) -> None:
+        with trio.CancelScope() as scope:
+            setattr(client, kind, scope)
+            await trio.sleep_forever()
+        ended.append(kind)
+
+    async def parked() -> None:
+        await client.park()
+        ended.append("parked")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(parked)
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked"] and client.task is None
+        client.wake()  # nothing to wake: a no-op
+        nursery.start_soon(wait_in, "receiving")
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving"] and client.receiving is None
+        nursery.start_soon(wait_in, "sending")
+        await trio.testing.wait_all_tasks_blocked()
+        client.wake()  # a send is not a wait: only a drop ends it
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving"]
+        client.drop()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ended == ["parked", "receiving", "sending"]
 
 
 def test_abort_connection_finds_the_tcp_socket_by_peer() -> None:

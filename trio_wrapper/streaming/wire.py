@@ -16,9 +16,6 @@ import msgspec
 
 _encoder = msgspec.json.Encoder()
 
-# Types that carry an ``id:`` line (they are numbered and retained for resume).
-NUMBERED = frozenset({"log", "extraction", "state", "complete"})
-
 
 class TimestampCache:
     """RFC 3339 UTC stamps with milliseconds; the date part is formatted once a second."""
@@ -137,10 +134,6 @@ def frame(type_: str, body: bytes, event_id: int | None = None) -> bytes:
 def control(type_: str, agent: str | None, data: dict[str, Any]) -> bytes:
     """An unnumbered event (connected, ping, gap, shutdown): never retained, no ``id``."""
     return frame(type_, envelope(type_, agent, data, time.time()))
-
-
-def retry(milliseconds: int) -> bytes:
-    return b"retry: " + str(milliseconds).encode() + b"\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int | None:

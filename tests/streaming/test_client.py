@@ -1,0 +1,155 @@
+"""The fan-out client as plain data: its drop policy and its state machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from trio_wrapper.streaming.client import (
+    TRANSITIONS,
+    ClientState,
+    FanoutClient,
+    Step,
+    Transition,
+)
+from trio_wrapper.streaming.replay import Gap
+from trio_wrapper.streaming.ring import Run
+
+S = ClientState
+T = Transition
+
+# The whole table, written out again: (state, input) -> the state after, None: ignored.
+EXPECTED: dict[tuple[ClientState, Transition], ClientState | None] = {
+    (S.STREAMING, T.END): S.ENDING,
+    (S.STREAMING, T.SHUT_DOWN): S.SHUTTING_DOWN,
+    (S.STREAMING, T.DISCONNECT): S.GONE,
+    (S.STREAMING, T.DROP): S.DROPPED,
+    (S.STREAMING, T.CLOSE): S.CLOSED,
+    (S.ENDING, T.END): None,
+    (S.ENDING, T.SHUT_DOWN): S.SHUTTING_DOWN,  # both send what is buffered; shutdown says so
+    (S.ENDING, T.DISCONNECT): S.GONE,
+    (S.ENDING, T.DROP): S.DROPPED,
+    (S.ENDING, T.CLOSE): S.CLOSED,
+    (S.SHUTTING_DOWN, T.END): None,  # the ``shutdown`` event is sent all the same
+    (S.SHUTTING_DOWN, T.SHUT_DOWN): None,
+    (S.SHUTTING_DOWN, T.DISCONNECT): S.GONE,
+    (S.SHUTTING_DOWN, T.DROP): S.DROPPED,
+    (S.SHUTTING_DOWN, T.CLOSE): S.CLOSED,
+    (S.GONE, T.END): None,
+    (S.GONE, T.SHUT_DOWN): None,
+    (S.GONE, T.DISCONNECT): None,
+    (S.GONE, T.DROP): S.DROPPED,  # a drop also cuts a send short; gone does not
+    (S.GONE, T.CLOSE): S.CLOSED,
+    (S.DROPPED, T.END): None,
+    (S.DROPPED, T.SHUT_DOWN): None,
+    (S.DROPPED, T.DISCONNECT): None,  # the pacemaker read the disconnect after the sweep
+    (S.DROPPED, T.DROP): None,
+    (S.DROPPED, T.CLOSE): S.CLOSED,
+    (S.CLOSED, T.END): None,
+    (S.CLOSED, T.SHUT_DOWN): None,
+    (S.CLOSED, T.DISCONNECT): None,  # the pacemaker's slice outlived the stream
+    (S.CLOSED, T.DROP): None,
+    (S.CLOSED, T.CLOSE): None,
+}
+
+
+def client_in(state: ClientState, agent: str | None = "a1") -> FanoutClient:
+    client = FanoutClient(1, agent, limit=3)
+    client.state = state
+    return client
+
+
+def test_the_table_covers_every_state_and_input() -> None:
+    assert set(EXPECTED) == {(s, t) for s in ClientState for t in Transition}
+    assert set(TRANSITIONS) == set(ClientState)
+
+
+@pytest.mark.parametrize(
+    ("state", "transition"), list(EXPECTED), ids=[f"{s.name}-{t.name}" for s, t in EXPECTED]
+)
+def test_every_transition(state: ClientState, transition: Transition) -> None:
+    client = client_in(state)
+    target = EXPECTED[state, transition]
+    assert client.move(transition) is (target is not None)
+    assert client.state is (state if target is None else target)
+
+
+def test_a_new_client_streams_and_no_state_is_left_for_good_but_closed() -> None:
+    client = FanoutClient(7, None, limit=1)
+    assert client.state is S.STREAMING and client.id == "c7"
+    for state in ClientState:
+        moves = TRANSITIONS[state]
+        assert S.STREAMING not in moves.values()  # nothing goes back to streaming
+        assert (moves.get(T.CLOSE) is S.CLOSED) is (state is not S.CLOSED)
+
+
+def test_the_streams_next_step_in_each_state() -> None:
+    # With nothing buffered; with news held for the flush; with news the flush released.
+    expected = {
+        S.STREAMING: (Step.IDLE, Step.HOLD, Step.SEND),
+        S.ENDING: (Step.SEND, Step.SEND, Step.SEND),
+        S.SHUTTING_DOWN: (Step.SEND, Step.SEND, Step.SEND),
+        S.GONE: (Step.STOP, Step.STOP, Step.STOP),
+        S.DROPPED: (Step.STOP, Step.STOP, Step.STOP),
+        S.CLOSED: (Step.IDLE, Step.HOLD, Step.SEND),  # never asked: the stream has ended
+    }
+    for state, (empty, held, released) in expected.items():
+        client = client_in(state)
+        assert client.next_step() is empty, state
+        client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+        assert client.next_step() is held, state
+        client.released = True
+        assert client.next_step() is released, state
+
+
+def test_news_waits_for_its_release() -> None:
+    client = FanoutClient(1, "a1", limit=3)
+    client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+    assert client.next_step() is Step.HOLD
+    client.released = True
+    assert client.next_step() is Step.SEND
+    client.take()
+    assert not client.released and client.next_step() is Step.IDLE
+
+
+def test_stalled_counts_from_the_start_of_the_send() -> None:
+    client = FanoutClient(1, "a1", limit=3)
+    assert not client.stalled(1000.0, 120.0)  # not sending
+    client.sending_since = 10.0
+    assert not client.stalled(129.9, 120.0)
+    assert client.stalled(130.0, 120.0)
+
+
+def test_wake_is_the_runtimes_business() -> None:
+    client = FanoutClient(1, "a1", limit=3)
+    client.wake()  # nothing to wake without a runtime: no error, no change
+    assert client.state is S.STREAMING
+
+
+def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
+    client = FanoutClient(1, "a1", limit=3)
+    deliveries = [
+        Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
+        for first in range(1, 51, 10)
+    ]  # five reads of ten lines: ids 1..50
+    dropped = [client.push(d) for d in deliveries]
+    assert dropped == [0, 0, 0, 10, 10]
+    runs, gap = client.take()
+    assert gap == Gap(missed=20, first_id=1, last_id=20)
+    assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
+    assert client.take() == ([], None)
+    # One read larger than any event count is still delivered whole.
+    assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
+    assert client.take()[0][0].count == 5000
+    # The all-agents stream counts in global ids.
+    everyone = FanoutClient(2, None, limit=1)
+    everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
+    everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
+    assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
+
+
+def test_an_idle_client_holds_no_buffer() -> None:
+    client = FanoutClient(1, "a1", limit=3)
+    assert client.batches is None
+    client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+    client.take()
+    assert client.batches is None

@@ -1,0 +1,74 @@
+"""Runs, the event ring, and the replay chosen from it: plain synchronous tests."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_wrapper.streaming.replay import Gap, select_replay
+from trio_wrapper.streaming.ring import EventRing, Run
+
+
+def test_run_wire_is_the_events_wires_joined() -> None:
+    from trio_wrapper.extract import Metric, Session
+    from trio_wrapper.extract.found import Found
+
+    lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
+    run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
+    records = Found.of([Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")])
+    run = Run.of_records("a-1", 1, 9, records)
+    twin = Run.of_records("a-1", 1, 9, records)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    data = json.loads(run.wire().split(b"data: ", 1)[1].split(b"\n", 1)[0])["data"]
+    assert data == {"type": "session", "line_num": 1, "key": "model", "value": "o3"}
+
+
+def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:
+    ring = EventRing(capacity)
+    for start in range(first, last + 1, run_size):
+        lines = [b"x"] * min(run_size, last + 1 - start)
+        ring.append(Run.of_lines("a", start, start, lines, "stdout", start))
+    return ring
+
+
+def test_replay_selection() -> None:
+    ring = ring_of(1, 20, capacity=10)  # ids 11..20 retained
+    assert (ring.oldest_id, ring.newest_id, len(ring)) == (11, 20, 10)
+    assert select_replay(ring, None, 0) == ([], None)
+    replay, gap = select_replay(ring, 15, 0)
+    assert [e.seq for e in replay] == [16, 17, 18, 19, 20] and gap is None
+    replay, gap = select_replay(ring, 10, 0)
+    assert [e.seq for e in replay] == list(range(11, 21)) and gap is None
+    replay, gap = select_replay(ring, 4, 0)
+    assert gap == Gap(missed=6, first_id=5, last_id=10) and len(replay) == 10
+    assert select_replay(ring, 20, 0) == ([], None)
+    assert select_replay(ring, 99, 0) == ([], None)
+    replay, _ = select_replay(ring, None, 3)
+    assert [e.seq for e in replay] == [18, 19, 20]
+    replay, _ = select_replay(ring, None, 500)
+    assert [e.seq for e in replay] == list(range(11, 21))
+    assert select_replay(EventRing(5), 3, 2) == ([], None)
+
+
+def test_gap_data_is_the_gap_events_payload() -> None:
+    assert Gap(3, 4, 6).data() == {"missed": 3, "first_id": 4, "last_id": 6}
+
+
+@given(
+    total=st.integers(min_value=0, max_value=60),
+    capacity=st.integers(min_value=1, max_value=25),
+    run_size=st.integers(min_value=1, max_value=9),
+    start=st.integers(min_value=-5, max_value=70),
+)
+def test_ring_since_is_exact(total: int, capacity: int, run_size: int, start: int) -> None:
+    ring = ring_of(1, total, capacity, run_size)
+    retained = list(range(max(1, total - capacity + 1), total + 1))
+    assert [e.seq for e in ring.since(start)] == [i for i in retained if i >= start]
+    assert [e.line_num for e in ring.since(start)] == [i for i in retained if i >= start]

@@ -1,0 +1,219 @@
+"""One SSE client of the fan-out, as plain data: its bounded buffer and drop policy, and
+its life as a state machine. Pure: no trio; the runtime subclass adds how its stream
+task is parked and woken (``runtime.hub.Client``).
+
+The state (``ClientState``) changes a handful of times in a client's life, so it is an
+Enum. What changes on every delivery (``queued``, ``released``, the buffer) is kept in
+plain attributes: the fan-out loop touches them once per client per read, and a bool
+test costs less there than any Enum comparison.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from typing import Final
+
+from trio_wrapper.streaming.replay import Gap
+from trio_wrapper.streaming.ring import Run
+
+
+class ClientState(enum.Enum):
+    """Where a client's stream is in its life. The stream loop reads it on each wake."""
+
+    STREAMING = "streaming"  # sends news when released, a ping when one is due
+    ENDING = "ending"  # its agent was removed: send what is buffered, then end quietly
+    SHUTTING_DOWN = "shutting_down"  # the daemon stops: send what is buffered, ``shutdown``
+    GONE = "gone"  # the client disconnected: end now
+    DROPPED = "dropped"  # stalled in a send, or left at shutdown: end now, even mid-send
+    CLOSED = "closed"  # the stream has ended and left the hub
+
+
+class Transition(enum.Enum):
+    """What can happen to a client (the inputs of its state machine)."""
+
+    END = "end"  # the hub: its agent was removed
+    SHUT_DOWN = "shut_down"  # the hub: the daemon stops
+    DISCONNECT = "disconnect"  # the connection: the client went away
+    DROP = "drop"  # the hub: stalled past the stall timeout, or past the shutdown grace
+    CLOSE = "close"  # the stream: it has ended
+
+
+class Step(enum.Enum):
+    """The stream loop's next move, decided by ``FanoutClient.next_step``."""
+
+    STOP = "stop"  # disconnected or dropped: end now, sending nothing more
+    SEND = "send"  # news the hub's flush released, or the last of an ending stream
+    HOLD = "hold"  # news, held until the hub's next flush: wait to be woken
+    IDLE = "idle"  # nothing to send: ping if one is due, else wait to be woken
+
+
+STOP: Final = Step.STOP
+SEND: Final = Step.SEND
+HOLD: Final = Step.HOLD
+IDLE: Final = Step.IDLE
+STREAMING: Final = ClientState.STREAMING
+ENDING: Final = ClientState.ENDING
+SHUTTING_DOWN: Final = ClientState.SHUTTING_DOWN
+GONE: Final = ClientState.GONE
+DROPPED: Final = ClientState.DROPPED
+CLOSED: Final = ClientState.CLOSED
+
+# Every legal move. Anything else is ignored: the hub's timers and the connection race
+# with the stream's own end (a disconnect read after a drop, a sweep of a client that is
+# just closing), and the first reason to end is the one that holds. Precedence follows:
+# a drop overrides everything but CLOSED (it cuts even a send short), a disconnect
+# overrides a polite ending (nobody is left to read it), shutdown overrides ENDING (both
+# send what is buffered; shutdown adds its event).
+TRANSITIONS: Final[Mapping[ClientState, Mapping[Transition, ClientState]]] = {
+    STREAMING: {
+        Transition.END: ENDING,
+        Transition.SHUT_DOWN: SHUTTING_DOWN,
+        Transition.DISCONNECT: GONE,
+        Transition.DROP: DROPPED,
+        Transition.CLOSE: CLOSED,
+    },
+    ENDING: {
+        Transition.SHUT_DOWN: SHUTTING_DOWN,
+        Transition.DISCONNECT: GONE,
+        Transition.DROP: DROPPED,
+        Transition.CLOSE: CLOSED,
+    },
+    SHUTTING_DOWN: {
+        Transition.DISCONNECT: GONE,
+        Transition.DROP: DROPPED,
+        Transition.CLOSE: CLOSED,
+    },
+    GONE: {Transition.DROP: DROPPED, Transition.CLOSE: CLOSED},
+    DROPPED: {Transition.CLOSE: CLOSED},
+    CLOSED: {},
+}
+
+
+class FanoutClient:
+    """One SSE connection's buffer and state.
+
+    The buffer is counted in deliveries: a delivery is what one read of the agent's output
+    produced (one line or a 64 KiB read's worth). Counting single lines would make a client
+    that keeps up perfectly lose lines whenever an agent prints a burst; counting reads
+    loses only for a client that missed ``limit`` consecutive wake-ups. ``push`` is O(1)
+    while the client keeps up. Past the limit the *oldest* delivery goes, and the loss is
+    accounted as one ``Gap`` reported before what is sent next.
+
+    Thousands of clients sit idle for hours (the goal is 20 KB each, the connection
+    included), so an idle client holds no buffer: the list is made by the first push
+    after each ``take``.
+
+    ``queued``: in the hub's list for its next flush; ``released``: that flush came, so
+    the stream sends what is buffered. Both are set per delivery, hence plain bools.
+    """
+
+    __slots__ = (
+        "_first_missed",
+        "_last_missed",
+        "_missed",
+        "agent",
+        "batches",
+        "limit",
+        "number",
+        "peer",
+        "ping_at",
+        "queued",
+        "released",
+        "sending_since",
+        "state",
+    )
+
+    def __init__(
+        self,
+        number: int,
+        agent: str | None,
+        limit: int,
+        peer: tuple[str, int] | None = None,
+    ) -> None:
+        self.number = number
+        self.peer = peer  # the TCP peer, to abort a connection the server won't let go
+        self.agent = agent  # None: the all-agents stream
+        self.limit = limit
+        self.batches: list[Run] | None = None
+        self._missed = 0
+        self._first_missed = 0
+        self._last_missed = 0
+        self.ping_at = math.inf  # when the stream's next ping is due
+        self.queued = False
+        self.released = False
+        self.sending_since: float | None = None  # when the send under way began
+        self.state = STREAMING
+
+    @property
+    def id(self) -> str:
+        return f"c{self.number}"
+
+    # ---- the state machine ---------------------------------------------------------
+
+    def move(self, transition: Transition) -> bool:
+        """Apply ``transition``: True if the state changed, False if it was ignored (see
+        ``TRANSITIONS``). Wakes nothing: the caller wakes the stream if it must."""
+        target = TRANSITIONS[self.state].get(transition)
+        if target is None:
+            return False
+        self.state = target
+        return True
+
+    def next_step(self) -> Step:
+        """What the stream does on this wake (see ``Step``). One call, no allocation: the
+        stream loop asks once per wake, before each send."""
+        state = self.state
+        if state is GONE or state is DROPPED:
+            return STOP
+        if self.batches or state is ENDING or state is SHUTTING_DOWN:
+            # Ending and shutting down don't wait for a flush.
+            if self.released or state is ENDING or state is SHUTTING_DOWN:
+                return SEND
+            return HOLD
+        return IDLE
+
+    def wake(self) -> None:
+        """End the stream's wait. Nothing here: only the runtime knows how a stream waits
+        (``runtime.hub.Client`` overrides it)."""
+
+    # ---- the buffer ----------------------------------------------------------------
+
+    def push(self, run: Run) -> int:
+        """Queue one delivery (a run, shared by every client and encoded once for all).
+        Past the limit, the oldest deliveries go. Returns how many events were dropped."""
+        batches = self.batches
+        if batches is None:
+            batches = self.batches = []
+        batches.append(run)
+        if len(batches) <= self.limit:
+            return 0
+        lost = batches.pop(0)  # at most ``limit`` (100) pointers moved
+        first = lost.first_id(self.agent is None)
+        if not self._missed:
+            self._first_missed = first
+        self._last_missed = first + lost.count - 1
+        self._missed += lost.count
+        return lost.count
+
+    def take(self) -> tuple[list[Run], Gap | None]:
+        """Everything buffered, and the gap before it if some was lost."""
+        gap = None
+        if self._missed:
+            gap = Gap(self._missed, self._first_missed, self._last_missed)
+            self._missed = 0
+        runs = self.batches or []
+        self.batches = None
+        self.released = False
+        return runs, gap
+
+    # ---- timing (the clock is the caller's) ------------------------------------------
+
+    def stalled(self, now: float, timeout: float) -> bool:
+        """Stuck in one send for ``timeout`` or more."""
+        since = self.sending_since
+        return since is not None and now - since >= timeout
+
+
+__all__ = ["TRANSITIONS", "ClientState", "FanoutClient", "Step", "Transition"]
