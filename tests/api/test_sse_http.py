@@ -164,7 +164,7 @@ async def test_connect_disconnect_cycles_leave_nothing_behind(tmp_path: Path) ->
             nursery.cancel_scope.cancel()
         await settled()
         assert live.hub.total_clients == 0
-        assert live.hub.stats()["agents"] == {}
+        assert live.hub.stats().agents == {}
         assert task_count() <= before
 
 

@@ -11,7 +11,6 @@ hub, the pacemaker, wakes them for their pings and reads their connections' disc
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +22,6 @@ from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
 from trio_wrapper.streaming.fanout import Fanout
-
-log = logging.getLogger("trio_wrapper.runtime.hub")
 
 PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
 
@@ -57,8 +54,7 @@ class HubLimits:
 
     @classmethod
     def from_config(cls, sse: SseConfig) -> HubLimits:
-        """The limits ``[sse]`` sets; the rest keep their defaults. (``api.app.hub_limits``
-        builds the same by hand; it can become a call of this.)"""
+        """The limits ``[sse]`` sets; the rest keep their defaults."""
         return cls(
             client_buffer=sse.client_buffer,
             retained_per_agent=sse.retained_events_per_agent,

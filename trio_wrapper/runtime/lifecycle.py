@@ -22,17 +22,7 @@ from trio_wrapper.runtime.supervisor import Supervisor
 
 
 def hub_limits(config: Config) -> HubLimits:
-    sse = config.sse
-    return HubLimits(
-        client_buffer=sse.client_buffer,
-        retained_per_agent=sse.retained_events_per_agent,
-        retained_global=sse.retained_events_global,
-        max_clients=sse.max_clients,
-        max_clients_per_agent=sse.max_clients_per_agent,
-        ping_interval=sse.ping_interval_seconds,
-        stall_timeout=sse.stall_timeout_seconds,
-        sweep_interval=sse.sweep_interval_seconds,
-    )
+    return HubLimits.from_config(config.sse)
 
 
 class Lifecycle:

@@ -18,6 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.lines import LineBatch
+from trio_wrapper.core.models import SseStats
 from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.client import FanoutClient, Transition
@@ -260,16 +261,16 @@ class Fanout(Generic[C]):
         """Subscribers per agent, for agents that have any."""
         return {name: len(ch.clients) for name, ch in self.channels.items() if ch.clients}
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> SseStats:
         per_agent = self.clients_by_agent()
-        return {
-            "total_agents": len(per_agent),
-            "total_clients": len(self.clients),
-            "agents": per_agent,
-            "events_clients": len(self.global_clients),
-            "dropped_events_total": self.dropped_events_total,
-            "slow_disconnects_total": self.slow_disconnects_total,
-        }
+        return SseStats(
+            total_agents=len(per_agent),
+            total_clients=len(self.clients),
+            agents=per_agent,
+            events_clients=len(self.global_clients),
+            dropped_events_total=self.dropped_events_total,
+            slow_disconnects_total=self.slow_disconnects_total,
+        )
 
 
 def complete_data(agent: AgentView) -> dict[str, Any]:
