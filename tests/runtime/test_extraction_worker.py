@@ -161,17 +161,28 @@ async def test_pipeline_waits_while_the_worker_is_behind(nursery: trio.Nursery) 
     out = Published()
     side = worker.open("claude-stream-json", out.store, out)
     await side.wait_room()  # room at first
+    room = trio.Event()
+
+    async def pipeline() -> None:
+        await side.wait_room()
+        room.set()
+
     os.kill(worker.process.pid, signal.SIGSTOP)
     try:
         feed_all(side, batches(lines_of(CLAUDE), 2))
         assert worker.bytes_in_flight > 100
-        with trio.move_on_after(0.3) as waited:
-            await side.wait_room()
-        assert waited.cancelled_caught, "no room while the worker holds too much"
+        async with trio.open_nursery() as pipelines:
+            pipelines.start_soon(pipeline)
+            # The daemon has gone as far as it can; only an answer could make room, and
+            # the stopped worker gives none.
+            await trio.testing.wait_all_tasks_blocked()
+            assert not room.is_set(), "no room while the worker holds too much"
+            os.kill(worker.process.pid, signal.SIGCONT)
+            with trio.fail_after(10):
+                await room.wait()
     finally:
         os.kill(worker.process.pid, signal.SIGCONT)
     with trio.fail_after(10):
-        await side.wait_room()
         await side.finish()
     assert worker.bytes_in_flight == 0
 
@@ -215,8 +226,14 @@ async def test_an_agent_that_ends_before_the_answers_extracts_them_here(
         os.kill(worker.process.pid, signal.SIGCONT)
     want = local("claude-stream-json", parts, RULES)
     assert (out.total.data, out.total.kinds) == (want.data, want.kinds)
-    # The worker's late answers are not published twice.
-    await trio.sleep(0.2)
+    # The worker's late answers are not published twice. It answers in the order it was
+    # sent to: once a run opened after them has its last answer, they were all read.
+    after = Published()
+    probe = worker.open("claude-stream-json", after.store, after)
+    feed_all(probe, parts[:1])
+    with trio.fail_after(10):
+        await probe.finish()
+    assert isinstance(probe, RemoteExtraction) and not probe.is_local  # the worker answered
     assert (out.total.data, out.total.kinds) == (want.data, want.kinds)
     assert worker.alive
 
@@ -288,7 +305,8 @@ async def test_every_pipeline_waiting_for_room_is_woken(nursery: trio.Nursery) -
         async with trio.open_nursery() as pipelines:
             pipelines.start_soon(pipeline, 0)
             pipelines.start_soon(pipeline, 1)
-            await trio.sleep(0.2)
+            # Both have fed and gone as far as they can; the stopped worker answers nothing.
+            await trio.testing.wait_all_tasks_blocked()
             assert woken == [], "both wait while the worker is stopped"
             os.kill(worker.process.pid, signal.SIGCONT)
             with trio.fail_after(10):
@@ -338,7 +356,7 @@ async def test_a_run_whose_local_extraction_fails_is_not_left_waiting(
     with trio.fail_after(5):  # finish() would otherwise wait for an answer that never comes
         async with trio.open_nursery() as inner:
             inner.start_soon(side.finish)
-            await trio.sleep(0.1)
+            await trio.testing.wait_all_tasks_blocked()  # finish() waits for the answer
             os.kill(worker.process.pid, signal.SIGKILL)
     assert not worker.alive
     assert worker.bytes_in_flight == 0

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import signal
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +33,48 @@ async def finished(agent: Agent, limit: float = 10.0) -> Agent:
 def meta(agent: Agent) -> dict[str, object]:
     data: dict[str, object] = json.loads(agent.files.meta.read_text())
     return data
+
+
+def states(agent: Agent) -> list[tuple[str, str]]:
+    """The run's status changes as its events file has them: (state, detail)."""
+    events = map(json.loads, agent.files.events.read_text().splitlines())
+    return [(e["state"], e["detail"]) for e in events if e.get("type") == "state"]
+
+
+def output(agent: Agent) -> list[str]:
+    return agent.files.log("stdout").read_text().splitlines()
+
+
+def dead(pid: int) -> bool:
+    """Gone, or a zombie its new parent has not reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+# No test outlives this grace: a stop that sat it out would hang, not merely be slow, and
+# GUARD (a timeout against a hung test, not a measure of speed) turns that into a failure.
+# Where the grace must end, the test's clock jumps over it.
+NEVER = 3600.0
+GUARD = 30.0
+
+
+@pytest.fixture
+def clock() -> trio.testing.MockClock:
+    """Real time, plus what the test adds with ``jump``: a grace ends when the test says."""
+    return trio.testing.MockClock(rate=1.0)
+
+
+@pytest.fixture
+async def patient(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Supervisor]:
+    """A supervisor whose stop grace never runs out during a test."""
+    sup = Supervisor(make_config(tmp_path, agents={"stop_grace_seconds": NEVER}))
+    await nursery.start(sup.run)
+    yield sup
+    with trio.fail_after(GUARD):
+        await sup.shutdown()
 
 
 async def test_prints_and_exits_zero(supervisor: Supervisor) -> None:
@@ -79,49 +121,63 @@ async def test_missing_executable_is_not_registered(supervisor: Supervisor) -> N
     assert not (supervisor.logs_dir / "agents" / "ghost").exists()
 
 
-async def test_stop_sends_sigterm_to_the_group(supervisor: Supervisor) -> None:
-    agent = await supervisor.start(AgentSpec("sleeper", ["sleep", "60"]))
-    started = time.monotonic()
-    await supervisor.remove("sleeper")
-    assert time.monotonic() - started < 1.5
+async def test_stop_sends_sigterm_to_the_group(patient: Supervisor) -> None:
+    agent = await patient.start(AgentSpec("sleeper", ["sleep", "60"]))
+    with trio.fail_after(GUARD):  # the grace never ends: only the SIGTERM can end the stop
+        await patient.remove("sleeper")
     assert agent.status is Status.STOPPED
     assert agent.exit_signal == "SIGTERM"
-    assert "sleeper" not in supervisor.agents
+    assert states(agent)[-2:] == [
+        ("stopping", "stop requested (api)"),
+        ("stopped", "killed by SIGTERM"),
+    ]
+    assert "sleeper" not in patient.agents
     assert meta(agent)["deleted_at"]
 
 
-async def test_sigterm_ignored_means_sigkill_after_grace(supervisor: Supervisor) -> None:
+async def test_sigterm_ignored_means_sigkill_after_grace(
+    supervisor: Supervisor, clock: trio.testing.MockClock
+) -> None:
+    # It notes the SIGTERM and goes on echoing its input: alive, and able to say so.
     code = (
-        "import signal, sys, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "import signal, sys\n"
+        "signal.signal(signal.SIGTERM, lambda *_: print('term', flush=True))\n"
         "print('ready', flush=True)\n"
-        "time.sleep(60)\n"
+        "for line in sys.stdin: print(line.strip(), flush=True)\n"
     )
-    agent = await supervisor.start(AgentSpec("stubborn", py(code)))
-    await wait_for(lambda: agent.stats["stdout"].lines == 1)
-    started = time.monotonic()
-    await agent.stop(grace=1.0)
-    elapsed = time.monotonic() - started
-    assert 0.9 <= elapsed < 2.5
+    agent = await supervisor.start(AgentSpec("stubborn", py(code), stdin=True))
+    await wait_for(lambda: output(agent) == ["ready"])
+    margin = 60.0  # of the grace left when the child proves it lives: far more than that takes
+    async with trio.open_nursery() as stopping:
+        stopping.start_soon(agent.stop, NEVER)
+        await wait_for(lambda: output(agent) == ["ready", "term"])  # the SIGTERM came first
+        clock.jump(NEVER - margin)
+        await agent.write_input(b"alive\n", eof=False, write_timeout=GUARD)
+        await wait_for(lambda: output(agent) == ["ready", "term", "alive"])
+        assert agent.status is Status.STOPPING and agent.exit_signal is None
+        clock.jump(margin)  # the grace is over
+        await finished(agent, GUARD)
     assert agent.status is Status.STOPPED
     assert agent.exit_signal == "SIGKILL"
+    assert states(agent)[-2:] == [
+        ("stopping", "stop requested (api)"),
+        ("stopped", "killed by SIGKILL"),
+    ]
 
 
-async def test_grandchild_holding_stdout_is_killed_with_the_group(supervisor: Supervisor) -> None:
+async def test_grandchild_holding_stdout_is_killed_with_the_group(patient: Supervisor) -> None:
     # The shell backgrounds a `sleep` that inherits stdout, then waits: killing only the
     # shell would leave the reader blocked on the grandchild's copy of the pipe.
-    agent = await supervisor.start(AgentSpec("family", ["sh", "-c", "sleep 300 & echo $! ; wait"]))
+    agent = await patient.start(AgentSpec("family", ["sh", "-c", "sleep 300 & echo $! ; wait"]))
     await wait_for(lambda: agent.stats["stdout"].lines == 1)
     grandchild = int(agent.files.log("stdout").read_text().strip())
-    os.kill(grandchild, 0)  # alive
-    grace = supervisor.config.agents.stop_grace_seconds
-    started = time.monotonic()
-    await supervisor.remove("family")
-    assert time.monotonic() - started < grace + 1
-    with pytest.raises(ProcessLookupError):
-        for _ in range(100):
-            os.kill(grandchild, 0)  # reaped by init shortly after SIGKILL
-            await trio.sleep(0.02)
+    assert not dead(grandchild)
+    with trio.fail_after(GUARD):  # the grace never ends: only the group's death ends the stop
+        await patient.remove("family")
+    assert agent.status is Status.STOPPED
+    assert agent.exit_signal == "SIGTERM"
+    # Signalled with the group; its new parent (init) reaps it on its own time.
+    await wait_for(lambda: dead(grandchild), GUARD)
 
 
 async def test_exit_with_grandchild_keeping_pipe_still_finishes_status(
@@ -275,22 +331,65 @@ async def test_too_many_agents_and_allowed_commands(nursery: trio.Nursery, tmp_p
     await sup.shutdown()
 
 
+class _Order:
+    """An observer that keeps every status change of every agent, in the order made."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, Status]] = []
+
+    def on_lines(self, agent: Agent, stream: str, first_line_num: int, batch: LineBatch) -> None:
+        pass
+
+    def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
+        self.changes.append((agent.name, new))
+
+    def on_removed(self, agent: Agent) -> None:
+        pass
+
+    def on_records(self, agent: Agent, found: object, counts_by_type: object) -> None:
+        pass
+
+
 async def test_shutdown_stops_twenty_agents_within_grace(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, clock: trio.testing.MockClock
 ) -> None:
-    sup = Supervisor(make_config(tmp_path, agents={"stop_grace_seconds": 1.0}))
+    order = _Order()
+    sup = Supervisor(make_config(tmp_path, agents={"stop_grace_seconds": NEVER}), [order])
     await nursery.start(sup.run)
     stubborn = py(
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True); time.sleep(60)"
     )
     agents = [
         await sup.start(AgentSpec(f"a{i}", stubborn if i % 2 else ["sleep", "60"]))
         for i in range(20)
     ]
-    started = time.monotonic()
-    await sup.shutdown()
-    assert time.monotonic() - started < 1.0 + 2.0
+    sleepers, stubborns = agents[::2], agents[1::2]
+    await wait_for(lambda: all(output(a) == ["ready"] for a in stubborns))  # SIGTERM ignored
+    done = trio.Event()
+
+    async def shut_down() -> None:
+        await sup.shutdown()
+        done.set()
+
+    nursery.start_soon(shut_down)
+    # The SIGTERM ends the sleepers while the stubborn ones sit out the grace...
+    await wait_for(lambda: not any(a.is_live for a in sleepers), GUARD)
+    assert all(a.is_live and a.status is Status.STOPPING for a in stubborns)
+    clock.jump(NEVER)
+    with trio.fail_after(GUARD):  # ...one grace, which ends them all: they share it
+        await done.wait()
     assert all(a.status is Status.STOPPED and not a.is_live for a in agents)
+    assert {a.exit_signal for a in sleepers} == {"SIGTERM"}
+    assert {a.exit_signal for a in stubborns} == {"SIGKILL"}
+    for agent in agents:
+        assert states(agent)[-2:] == [
+            ("stopping", "stop requested (shutdown)"),
+            ("stopped", f"killed by {agent.exit_signal}"),
+        ]
+    # Every stop began before any ended: none waited for another.
+    ends = [new for _, new in order.changes if new in (Status.STOPPING, Status.STOPPED)]
+    assert ends == [Status.STOPPING] * 20 + [Status.STOPPED] * 20
 
 
 async def test_restart_lists_previous_runs_and_interrupted(
