@@ -10,6 +10,11 @@ as soon as it stops, and the lines, counts and extractions follow, none lost.
 
 One queue for both streams keeps the order in which chunks were read, so line numbers
 count lines across stdout and stderr in read order.
+
+Faults stay here. Bytes that are neither in memory nor readable from the log (the log
+could not take them, or was truncated, or a read-back failed) cannot be made into lines:
+they are a gap, counted and reported through ``lost``, never an exception. At a gap the
+line in progress ends (it is delivered as it is), so lines are never glued across it.
 """
 
 from __future__ import annotations
@@ -31,21 +36,31 @@ MAX_DEFER_SECONDS = 0.01
 
 Deliver = Callable[[str, LineBatch], None]
 Ready = Callable[[], Awaitable[None]]
+# (stream, bytes that will never be lines, why: None when the caller already knows)
+Lost = Callable[[str, int, str | None], None]
 
 
 class _Pending:
-    """A chunk waiting for line work: in memory (``data``) or only on disk (``data=None``)."""
+    """A chunk waiting for line work: in memory (``data``), only on disk (``data=None``),
+    or nowhere (``gap``: bytes the log could not take while memory was full)."""
 
-    __slots__ = ("data", "eof", "length", "offset", "stream")
+    __slots__ = ("data", "eof", "gap", "length", "offset", "stream")
 
     def __init__(
-        self, stream: str, offset: int, length: int, data: bytes | None, eof: bool = False
+        self,
+        stream: str,
+        offset: int,
+        length: int,
+        data: bytes | None,
+        eof: bool = False,
+        gap: bool = False,
     ) -> None:
         self.stream = stream
         self.offset = offset
         self.length = length
         self.data = data
         self.eof = eof
+        self.gap = gap
 
 
 class LinePipeline:
@@ -58,13 +73,22 @@ class LinePipeline:
         keep_whole: bool = True,
         memory_budget: int = MEMORY_BUDGET,
         ready: Ready | None = None,
+        read_fds: dict[str, int] | None = None,
+        lost: Lost | None = None,
     ) -> None:
         """``ready``: awaited before each piece of line work, so a consumer that cannot
         take more yet (the extraction worker is behind) holds the line work back; the
-        readers never wait, and what they read meanwhile waits in the log file."""
+        readers never wait, and what they read meanwhile waits in the log file.
+
+        ``read_fds``: descriptors of the logs to read back from (the caller's, open for
+        reading, never closed here): a log deleted by someone meanwhile is still read
+        whole through them. Without, the logs are opened by path when first needed.
+        ``lost``: told of every gap (see the module's doc)."""
         self._log_paths = log_paths
         self._deliver = deliver
         self._ready = ready
+        self._lost = lost
+        self._given_fds = dict(read_fds or {})
         self._splitters = {
             stream: LineSplitter(max_line_bytes, keep_whole=keep_whole) for stream in log_paths
         }
@@ -81,9 +105,13 @@ class LinePipeline:
 
     # ---- the readers' side: synchronous, never waits --------------------------------
 
-    def submit(self, stream: str, offset: int, chunk: bytes, *, busy: bool) -> None:
-        """A chunk now in the log file at ``offset``. ``busy``: the read filled the buffer."""
+    def submit(
+        self, stream: str, offset: int, chunk: bytes, *, busy: bool, stored: int | None = None
+    ) -> None:
+        """A chunk read, its first ``stored`` bytes (all by default) now in the log file at
+        ``offset``; the rest the log could not take. ``busy``: the read filled the buffer."""
         length = len(chunk)
+        stored = length if stored is None else stored
         if busy:
             self._busy.add(stream)
         else:
@@ -92,19 +120,27 @@ class LinePipeline:
             self._queue.append(_Pending(stream, offset, length, chunk))
             self._queued_bytes += length
         else:
-            self.deferred_bytes += length
-            last = self._queue[-1] if self._queue else None
-            if (
-                last is not None
-                and last.data is None
-                and not last.eof
-                and last.stream == stream
-                and last.offset + last.length == offset
-            ):
-                last.length += length  # one contiguous range on disk
-            else:
-                self._queue.append(_Pending(stream, offset, length, None))
+            if stored:
+                self.deferred_bytes += stored
+                self._defer(stream, offset, stored, gap=False)
+            if stored < length:
+                # Neither in memory nor on disk: these bytes can never become lines.
+                self._defer(stream, 0, length - stored, gap=True)
         self._wakeup.set()
+
+    def _defer(self, stream: str, offset: int, length: int, *, gap: bool) -> None:
+        last = self._queue[-1] if self._queue else None
+        if (
+            last is not None
+            and last.data is None
+            and not last.eof
+            and last.gap == gap
+            and last.stream == stream
+            and (gap or last.offset + last.length == offset)
+        ):
+            last.length += length  # one contiguous range on disk, or one gap
+        else:
+            self._queue.append(_Pending(stream, offset, length, None, gap=gap))
 
     def idle(self, stream: str) -> None:
         """The reader found its pipe empty: line work may go ahead."""
@@ -140,8 +176,9 @@ class LinePipeline:
                     self._idle = trio.Event()
                 await trio.lowlevel.checkpoint()
         finally:
-            for fd in self._read_fds.values():
-                os.close(fd)
+            for stream, fd in self._read_fds.items():
+                if stream not in self._given_fds:
+                    os.close(fd)
             self._read_fds.clear()
             self.done.set()
             self._idle.set()
@@ -161,27 +198,57 @@ class LinePipeline:
         elif item.data is not None:
             self._queued_bytes -= item.length
             batch = splitter.feed(item.data)
+        elif item.gap:
+            batch = self._gap(stream, item.length, None)
         else:
             piece = min(item.length, READ_BACK)
-            data = self._read_back(stream, item.offset, piece)
+            data, why = self._read_back(stream, item.offset, piece)
             if piece < item.length:
                 self._queue.appendleft(
                     _Pending(stream, item.offset + piece, item.length - piece, None)
                 )
             batch = splitter.feed(data)
+            if len(data) < piece:
+                missing = self._gap(stream, piece - len(data), why)
+                batch = _joined(batch, missing)
         if batch.lines:
             self._deliver(stream, batch)
 
-    def _read_back(self, stream: str, offset: int, length: int) -> bytes:
-        fd = self._read_fds.get(stream)
-        if fd is None:
-            fd = self._read_fds[stream] = os.open(self._log_paths[stream], os.O_RDONLY)
-        parts = []
-        while length > 0:
-            data = os.pread(fd, length, offset)
-            if not data:
-                break  # the log was truncated under us: nothing more to read
-            parts.append(data)
-            offset += len(data)
-            length -= len(data)
-        return b"".join(parts)
+    def _gap(self, stream: str, length: int, why: str | None) -> LineBatch:
+        """``length`` bytes of ``stream`` will never be lines: say so; the line they cut
+        ends here (returned, to be delivered)."""
+        if self._lost is not None:
+            self._lost(stream, length, why)
+        return self._splitters[stream].flush()
+
+    def _read_back(self, stream: str, offset: int, length: int) -> tuple[bytes, str | None]:
+        """Up to ``length`` bytes from the log at ``offset``; fewer (and why) if the log
+        cannot give them: gone before it was opened, truncated, a read error."""
+        parts: list[bytes] = []
+        try:
+            fd = self._read_fds.get(stream)
+            if fd is None:
+                fd = self._given_fds.get(stream)
+                if fd is None:
+                    fd = os.open(self._log_paths[stream], os.O_RDONLY | os.O_CLOEXEC)
+                self._read_fds[stream] = fd
+            while length > 0:
+                data = os.pread(fd, length, offset)
+                if not data:
+                    return b"".join(parts), f"{stream} log was truncated under its reader"
+                parts.append(data)
+                offset += len(data)
+                length -= len(data)
+        except OSError as exc:
+            return b"".join(parts), f"cannot read back {stream} log: {exc.strerror or exc}"
+        return b"".join(parts), None
+
+
+def _joined(first: LineBatch, second: LineBatch) -> LineBatch:
+    """Two batches of one stream as one: ``cut`` indices of the second move up."""
+    if not second.lines:
+        return first
+    if not first.lines:
+        return second
+    offset = len(first.lines)
+    return LineBatch([*first.lines, *second.lines], [*first.cut, *(i + offset for i in second.cut)])
