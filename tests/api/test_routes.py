@@ -66,7 +66,12 @@ async def test_create_list_get_logs_delete(client: Client, supervisor: Superviso
     detail = await (await client.get("/api/agents/w1")).get_json()
     assert detail["exit_code"] == 0 and detail["bytes_processed"] == 35 + 4
     assert detail["extraction"]["total_lines"] == 6
-    assert detail["streams"]["stdout"] == {"bytes": 35, "lines": 5}
+    assert detail["streams"]["stdout"] == {
+        "bytes": 35,
+        "lines": 5,
+        "lost_bytes": 0,
+        "unprocessed_bytes": 0,
+    }
     assert detail["uptime"].endswith("s") and detail["duration_seconds"] >= 0
 
     logs = await client.get("/api/agents/w1/logs")

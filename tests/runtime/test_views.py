@@ -56,8 +56,8 @@ def test_a_meta_file_read_back_shows_as_it_was_written(tmp_path: Path) -> None:
     detail = msgspec.to_builtins(views.detail(agent))
     assert list(detail)[: len(summary)] == list(summary)
     assert detail["streams"] == {
-        "stdout": {"bytes": 100, "lines": 10},
-        "stderr": {"bytes": 5, "lines": 1},
+        "stdout": {"bytes": 100, "lines": 10, "lost_bytes": 0, "unprocessed_bytes": 0},
+        "stderr": {"bytes": 5, "lines": 1, "lost_bytes": 0, "unprocessed_bytes": 0},
     }
     assert detail["bytes_processed"] == 105 and detail["stdin_open"] is False
     assert detail["extraction"]["matches_by_type"] == {"error": 1, "metric": 2}

@@ -27,6 +27,7 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     "spawn_failed": 422,
     "too_many_agents": 429,
     "internal_error": 500,
+    "logs_unwritable": 503,
     "shutting_down": 503,
     "too_many_clients": 503,
 }

@@ -69,8 +69,14 @@ class ErrorResponse(msgspec.Struct):
 
 
 class StreamFigures(msgspec.Struct):
+    # In the log file: never more than it holds.
     bytes: int
     lines: int
+    # Read from the agent but not in the log file: the write failed (no space…).
+    lost_bytes: int = 0
+    # Never made into lines (so not counted, streamed or extracted): neither in memory
+    # nor readable back from the log.
+    unprocessed_bytes: int = 0
 
 
 class AgentSummary(msgspec.Struct):
@@ -197,6 +203,9 @@ class RunMeta(msgspec.Struct, kw_only=True):
     error: str | None = None
     bytes: dict[str, int] = msgspec.field(default_factory=dict)
     lines: dict[str, int] = msgspec.field(default_factory=dict)
+    # As ``streams.<s>.lost_bytes`` and ``unprocessed_bytes`` in the API.
+    lost_bytes: dict[str, int] = msgspec.field(default_factory=dict)
+    unprocessed_bytes: dict[str, int] = msgspec.field(default_factory=dict)
     total_lines: int = 0
     extraction: MetaExtraction = msgspec.field(default_factory=MetaExtraction)
     logs: dict[str, str] = msgspec.field(default_factory=dict)

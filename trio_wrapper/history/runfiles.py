@@ -10,6 +10,7 @@ cache costs microseconds, less than a hop to a worker thread would.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ import msgspec
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import log_stamp
+
+STREAMS = ("stdout", "stderr")
 
 _meta_encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(RunMeta, strict=False)  # "3" reads as 3
@@ -46,34 +49,70 @@ class RunFiles:
 
     @classmethod
     def create(cls, logs_dir: Path, name: str, started: datetime) -> RunFiles:
-        """Reserve a new run's files; a second run in the same second gets ``-2``, ``-3``…"""
+        """Reserve a new run's files; a second run in the same second gets ``-2``, ``-3``…
+
+        ``OSError`` when they cannot be made (no space, a read-only or forbidden logs dir);
+        then nothing is left behind, not even the agent's directory if this made it.
+        """
         directory = logs_dir / "agents" / name
+        made = not directory.is_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        base = log_stamp(started)
-        for attempt in range(1, 10_000):
-            stamp = base if attempt == 1 else f"{base}-{attempt}"
-            try:
-                # The meta file doubles as the reservation: O_EXCL makes it race-free.
-                fd = os.open(directory / f"{stamp}-meta.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                continue
-            os.close(fd)
-            return cls(directory, stamp)
-        raise OSError(f"no free run stamp for {name} at {base}")
+        try:
+            return cls(directory, _reserve_stamp(directory, log_stamp(started)))
+        except OSError:
+            if made:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
 
     def open_log(self, stream: str) -> int:
-        """An append-only raw descriptor: the reader writes whole chunks, so no buffering."""
-        return open_append(self.log(stream))
+        """An append-only raw descriptor: the reader writes whole chunks, so no buffering.
+        Readable too: the line pipeline reads back through it, so a log deleted while the
+        run writes it is still read whole."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        return os.open(self.log(stream), flags, 0o644)
 
     def write_meta(self, meta: RunMeta) -> None:
-        """Replace the meta file at once: a reader sees the old file or the new, whole."""
+        """Replace the meta file at once: a reader sees the old file or the new, whole.
+
+        ``OSError`` when it cannot (no space…): the old file is left as it was, and the
+        temporary file is removed, never left half-written beside it."""
         tmp = self.meta.with_suffix(".json.tmp")
-        tmp.write_bytes(_meta_encoder.encode(meta) + b"\n")
-        os.replace(tmp, self.meta)
+        try:
+            tmp.write_bytes(_meta_encoder.encode(meta) + b"\n")
+            os.replace(tmp, self.meta)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def discard(self) -> None:
+        """Remove every file of a run that never started (its start was refused), and the
+        agent's directory if that leaves it empty: a refused start leaves nothing."""
+        paths = [self.meta, self.meta.with_suffix(".json.tmp"), self.events]
+        paths += [self.log(stream) for stream in STREAMS]
+        for path in paths:
+            with contextlib.suppress(OSError):  # never made, or already gone
+                path.unlink()
+        with contextlib.suppress(OSError):  # not empty: other runs of the name live there
+            self.directory.rmdir()
 
     def read_meta(self) -> RunMeta | None:
         """The meta file as written, or None: missing, empty (a reservation) or damaged."""
         return read_meta(self.meta)
+
+
+def _reserve_stamp(directory: Path, base: str) -> str:
+    for attempt in range(1, 10_000):
+        stamp = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            # The meta file doubles as the reservation: O_EXCL makes it race-free.
+            fd = os.open(directory / f"{stamp}-meta.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return stamp
+    raise OSError(f"no free run stamp in {str(directory)!r} at {base}")
 
 
 def read_meta(path: Path) -> RunMeta | None:
@@ -94,6 +133,23 @@ def write_all(fd: int, *parts: bytes | memoryview) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
+
+
+def write_prefix(fd: int, data: bytes | memoryview) -> tuple[int, OSError | None]:
+    """Write as much of ``data`` as the file takes: how many bytes it holds now, and the
+    error that stopped the rest (``None`` when all went). A full disk often takes the
+    first part of a chunk and refuses the next write: that part is in the file."""
+    view = memoryview(data)
+    written = 0
+    while written < len(view):
+        try:
+            step = os.write(fd, view[written:])
+        except OSError as exc:
+            return written, exc
+        if step == 0:  # not seen on a regular file; never loop on it
+            return written, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        written += step
+    return written, None
 
 
 def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:

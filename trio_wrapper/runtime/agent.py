@@ -12,6 +12,14 @@ Stopping signals the whole group (SIGTERM, grace, SIGKILL) *before* the readers 
 cancelled, so the child never dies of SIGPIPE and a grandchild holding stdout cannot
 keep a reader blocked.
 
+I/O faults stay on the run they hit. A log, events or meta file that cannot be written
+(no space, a read-only or failing disk) is noted on the agent (``error`` keeps the first
+such problem; ``io_faults`` what is failing now, for health) and its bytes are counted as
+lost, never as written; the run goes on and ends with its true exit status. Anything
+else that goes wrong in the run's own tasks (a bug) ends this run as ``failed``, its
+process group stopped; it never reaches the supervisor's nursery, so the daemon and the
+other agents go on.
+
 This module is the task tree and the status transitions. Spawning, group signals and
 stdin are in ``runtime.process``; what is shown of an agent (list entry, detail, meta
 file) in ``runtime.views``; the run's files in ``history``.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import signal
 import time
@@ -47,7 +56,7 @@ from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
 from trio_wrapper.history.events import EventsFile
-from trio_wrapper.history.runfiles import RunFiles, write_all
+from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import grow_pipe
@@ -59,6 +68,8 @@ from trio_wrapper.runtime.process import (
     signal_group,
 )
 from trio_wrapper.runtime.views import run_meta
+
+log = logging.getLogger(__name__)
 
 # After the main process exits, output still in the pipes is read before the final
 # status is set; a grandchild holding the pipes open does not hold the status back longer.
@@ -74,6 +85,12 @@ STOP_DRAIN_SECONDS = 0.5
 
 # A reader lets other tasks run after this many bytes even if its pipe never runs dry.
 READER_TURN_BYTES = 1024 * 1024
+# After a failure in the run's own tasks, how long its process group gets after SIGTERM
+# (nothing reads its output any more) before SIGKILL.
+FAILURE_GRACE_SECONDS = 1.0
+# The keys of ``Agent.io_faults`` besides ``<stream> log``.
+META_FILE = "meta file"
+EVENTS_FILE = "events file"
 
 
 class AgentObserver(Protocol):
@@ -100,8 +117,10 @@ class AgentObserver(Protocol):
 
 @dataclass(slots=True)
 class StreamStats:
-    bytes: int = 0
+    bytes: int = 0  # in the log file: never more than it holds
     lines: int = 0
+    lost_bytes: int = 0  # read from the child, but the log file could not take them
+    unprocessed_bytes: int = 0  # never made into lines (not counted, streamed or extracted)
 
 
 class Agent:
@@ -130,7 +149,15 @@ class Agent:
         self.stop_reason: str | None = None
         # How the newest status came about (core.status decides the wording once).
         self.status_detail = ""
+        # The first problem the daemon met with this run (shown as ``error``); later ones
+        # are logged but do not replace it: the first is usually the cause.
         self.problem: str | None = None
+        # What is failing now, by file ("stdout log", "meta file"…): set by a failed
+        # write, cleared by the next one that works. Health is degraded while any is set.
+        self.io_faults: dict[str, str] = {}
+        # Set when the run's own tasks failed (not the child): the run ends ``failed``.
+        self._failure: str | None = None
+        self._tasks_scope = trio.CancelScope()
         self.stats = {"stdout": StreamStats(), "stderr": StreamStats()}
         self.line_num = 0
         self._observers = observers
@@ -190,6 +217,8 @@ class Agent:
         for stream, stats in agent.stats.items():
             stats.bytes = meta.bytes.get(stream, 0)
             stats.lines = meta.lines.get(stream, 0)
+            stats.lost_bytes = meta.lost_bytes.get(stream, 0)
+            stats.unprocessed_bytes = meta.unprocessed_bytes.get(stream, 0)
         agent.line_num = meta.total_lines
         agent.extraction.counts = dict(meta.extraction.matches_by_type)
         agent.extraction.total = meta.extraction.total_matches
@@ -202,16 +231,32 @@ class Agent:
         agent._done.set()
         return agent
 
+    def open_files(self) -> None:
+        """Before the spawn: the first meta file (``starting``), the logs and the events
+        file. ``OSError`` if any cannot be made (no space, read-only, forbidden); then none
+        is left open, and the caller discards the files: a child is never started whose
+        output would have nowhere to go."""
+        try:
+            self.files.write_meta(run_meta(self))
+            for stream in STREAMS:
+                self._log_fds[stream] = self.files.open_log(stream)
+            self._events = EventsFile(self.files.events)
+        except BaseException:
+            self._close_files()
+            raise
+
+    def discard(self) -> None:
+        """Its start was refused after ``open_files``: close and remove the run's files."""
+        self._close_files()
+        self.files.discard()
+
     def attach(self, process: trio.Process, pty_master: int | None) -> None:
-        """Take ownership of a freshly spawned process and open the run's log files."""
+        """Take ownership of a freshly spawned process (``open_files`` came first)."""
         self._process = process
         self.pid = process.pid
         self._outputs, stdin = child_streams(process, pty_master, stdin=self.spec.stdin)
         if stdin is not None:
             self._stdin = StdinWriter(stdin, pty=self.spec.pty)
-        for stream in ("stdout", "stderr"):
-            self._log_fds[stream] = self.files.open_log(stream)
-        self._events = EventsFile(self.files.events)
 
     # ---- views ----------------------------------------------------------------------
 
@@ -241,6 +286,16 @@ class Agent:
     def bytes_processed(self) -> int:
         return self.stats["stdout"].bytes + self.stats["stderr"].bytes
 
+    def unresolved_faults(self) -> list[str]:
+        """The I/O faults that still matter, for health: a live run's current ones; of an
+        ended run only a meta file that still says less than the truth, which is retried
+        here first (so health heals once space returns)."""
+        if not self.is_live and META_FILE in self.io_faults:
+            self._write_meta()
+        if self.is_live:
+            return list(self.io_faults.values())
+        return [self.io_faults[META_FILE]] if META_FILE in self.io_faults else []
+
     # ---- state ----------------------------------------------------------------------
 
     def _set_status(self, new: Status, detail: str = "") -> None:
@@ -260,7 +315,9 @@ class Agent:
         try:
             self.files.write_meta(run_meta(self))
         except OSError as exc:
-            self.problem = f"cannot write meta file: {exc.strerror}"
+            self._io_fault(META_FILE, exc)
+        else:
+            self.io_faults.pop(META_FILE, None)
 
     def _record_state(self, new: Status, detail: str) -> None:
         if self._events is None:
@@ -268,13 +325,67 @@ class Agent:
         try:
             self._events.write_state(new.value, detail)
         except OSError as exc:
-            self.problem = f"cannot write events file: {exc.strerror}"
+            self._io_fault(EVENTS_FILE, exc)
+        else:
+            self.io_faults.pop(EVENTS_FILE, None)
+
+    def _note_problem(self, message: str) -> None:
+        """``error`` keeps the first problem: a full disk fails the log first, then the
+        meta file; the first says what happened, the later ones only follow from it."""
+        if self.problem is None:
+            self.problem = message
+
+    def _io_fault(self, what: str, exc: OSError) -> None:
+        message = f"cannot write {what}: {exc.strerror or exc}"
+        if what not in self.io_faults:
+            log.warning("agent %s: %s", self.name, message)
+        self.io_faults[what] = message
+        self._note_problem(message)
+
+    def _fail(self, where: str, exc: BaseException) -> None:
+        """The run's own tasks failed: end this run as ``failed``, and only this run."""
+        if self._failure is None:
+            leaf = _first_leaf(exc)
+            log.error("agent %s: %s failed", self.name, where, exc_info=exc)
+            self._failure = f"{where} failed: {type(leaf).__name__}: {leaf}"
+            self._note_problem(f"internal error: {self._failure}")
+        self._tasks_scope.cancel()
 
     # ---- running --------------------------------------------------------------------
 
     async def run(self) -> None:
+        """The run, start to end. Never raises (but ``Cancelled``): whatever fails in
+        here ends this run as ``failed``, not the supervisor's nursery."""
         assert self._process is not None, "attach() a process first"
         process = self._process
+        try:
+            await self._run(process)
+        except* Exception as group:
+            # The last line of defence (the cleanup itself failed): the process is
+            # reaped and the run marked ended, or a stop would wait for it forever.
+            # (``except*``: a ``Cancelled`` beside the error still goes on up.)
+            self._fail("the run's cleanup", group)
+            with trio.CancelScope(shield=True):
+                await self._end_after_failure(process)
+            self._force_end()
+        finally:
+            self._running.set()
+            self._done.set()
+
+    def _force_end(self) -> None:
+        """A terminal status even if the usual way there fails (an observer raising)."""
+        if self.status.is_terminal:
+            return
+        with contextlib.suppress(Exception):
+            self._finish()
+        if not self.status.is_terminal:
+            self.status = Status.FAILED
+            self.status_detail = f"failed in the daemon: {self._failure}"
+            self.completed_at = now_local()
+            self._ended_mono = time.monotonic()
+            self._write_meta()
+
+    async def _run(self, process: trio.Process) -> None:
         fmt = self.extraction.format
         if self._worker is not None and fmt != "none":
             extracting = self._worker.open(fmt, self.extraction, self._publish)
@@ -287,48 +398,81 @@ class Agent:
             max_line_bytes=self._max_line,
             keep_whole=extracting.keep_whole,
             ready=extracting.wait_room,
+            # Read back through our own descriptors: a log deleted under us still reads.
+            read_fds={stream: self._log_fds[stream] for stream in self._outputs},
+            lost=self._lost,
         )
         try:
-            self._set_status(Status.RUNNING)
-            self._running.set()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(pipeline.run)
-                with self._readers_scope:
-                    async with trio.open_nursery() as readers:
-                        for stream_name, stream in self._outputs.items():
-                            readers.start_soon(self._read, stream_name, stream)
-                        timeout_scope = trio.CancelScope()
-                        if self.spec.timeout_seconds:
-                            nursery.start_soon(self._watch_timeout, timeout_scope)
-                        await process.wait()
-                        timeout_scope.cancel()
-                        self._exited.set()
-                        self._record_exit(process.returncode or 0)
-                        # The pipes are emptied and their lines processed before the status
-                        # says done; a grandchild holding the pipes open holds it back only
-                        # for the drain time, and then only what was read so far is waited for.
-                        with trio.move_on_after(EXIT_DRAIN_SECONDS):
-                            await pipeline.done.wait()
-                        await pipeline.wait_idle()
-                        if pipeline.done.is_set():
-                            with trio.move_on_after(EXTRACTION_FINISH_SECONDS):
-                                await extracting.finish()
-                        self._finish()
+            try:
+                with self._tasks_scope:  # cancelled by ``_fail``
+                    self._set_status(Status.RUNNING)
+                    self._running.set()
+                    await self._tasks(process, pipeline, extracting)
+            except* Exception as group:
+                # A reader, the pipeline, the timeout watcher or an observer raised: this
+                # run fails, its siblings were cancelled; a ``Cancelled`` from outside
+                # (the supervisor's nursery closing) still goes on up.
+                self._fail("its tasks", group)
+            if self._failure is not None:
+                with trio.CancelScope(shield=True):
+                    await self._end_after_failure(process)
         finally:
-            if pipeline.done.is_set():
-                # Cancelled (a stop under a flood) while the worker still had lines: its
-                # answers usually come within milliseconds, so they get a short shielded
-                # wait; only what is still unanswered then is extracted here.
-                with trio.CancelScope(shield=True), trio.move_on_after(FINISH_GRACE_SECONDS):
-                    await extracting.finish()
-                extracting.finish_now()
+            try:
+                if pipeline.done.is_set():
+                    # Cancelled (a stop under a flood) while the worker still had lines:
+                    # its answers usually come within milliseconds, so they get a short
+                    # shielded wait; only what is still unanswered then is extracted here.
+                    with trio.CancelScope(shield=True), trio.move_on_after(FINISH_GRACE_SECONDS):
+                        await extracting.finish()
+                    extracting.finish_now()
+            except Exception as exc:
+                self._fail("extraction", exc)
             with trio.CancelScope(shield=True):
                 await self._release()
             if not self.status.is_terminal:
                 self._finish()
             self._write_meta()
-            self._running.set()
-            self._done.set()
+
+    async def _tasks(
+        self, process: trio.Process, pipeline: LinePipeline, extracting: ExtractionSide
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipeline.run)
+            with self._readers_scope:
+                async with trio.open_nursery() as readers:
+                    for stream_name, stream in self._outputs.items():
+                        readers.start_soon(self._read, stream_name, stream)
+                    timeout_scope = trio.CancelScope()
+                    if self.spec.timeout_seconds:
+                        nursery.start_soon(self._watch_timeout, timeout_scope)
+                    await process.wait()
+                    timeout_scope.cancel()
+                    self._exited.set()
+                    self._record_exit(process.returncode or 0)
+                    # The pipes are emptied and their lines processed before the status
+                    # says done; a grandchild holding the pipes open holds it back only
+                    # for the drain time, and then only what was read so far is waited for.
+                    with trio.move_on_after(EXIT_DRAIN_SECONDS):
+                        await pipeline.done.wait()
+                    await pipeline.wait_idle()
+                    if pipeline.done.is_set():
+                        with trio.move_on_after(EXTRACTION_FINISH_SECONDS):
+                            await extracting.finish()
+                    self._finish()
+
+    async def _end_after_failure(self, process: trio.Process) -> None:
+        """Nothing reads the child's output any more: stop its group (SIGTERM, a short
+        grace, SIGKILL) and reap it, so that its exit is recorded. Shielded by the caller."""
+        if not self._exited.is_set():
+            self._signal_group(signal.SIGTERM)
+            with trio.move_on_after(FAILURE_GRACE_SECONDS):
+                await process.wait()
+            self._signal_group(signal.SIGKILL)
+            await process.wait()
+            self._exited.set()
+            self._record_exit(process.returncode or 0)
+        else:
+            self._signal_group(signal.SIGKILL)  # what of the group outlived the leader
 
     async def wait_running(self) -> None:
         """Until ``run`` has marked the agent running (set also if it ended at once)."""
@@ -352,6 +496,11 @@ class Agent:
             return
         if self.status is Status.STARTING:
             self.status = Status.RUNNING
+        self._check_logs()  # before the status says done (again in ``_release``, after a stop)
+        if self._failure is not None:
+            # Not the child's doing: the daemon failed this run, whatever its exit.
+            self._set_status(Status.FAILED, f"failed in the daemon: {self._failure}")
+            return
         if (self._stop_requested or self._timed_out) and self.status is Status.RUNNING:
             self._set_status(Status.STOPPING, stopping_detail(self.stop_reason or "api"))
         detail = exit_detail(
@@ -360,6 +509,13 @@ class Agent:
             timed_out=self.spec.timeout_seconds if self._timed_out else None,
         )
         self._set_status(new, detail)
+
+    def _check_logs(self) -> None:
+        """A log deleted while the run wrote it: its bytes are nowhere on disk now."""
+        for stream, fd in self._log_fds.items():
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_nlink == 0 and self.stats[stream].bytes:
+                    self._note_problem(f"{stream} log was deleted while the agent ran")
 
     async def _read(self, stream_name: str, stream: trio.abc.ReceiveStream) -> None:
         """Pipe → log file, nothing else: line work happens behind, in the pipeline."""
@@ -388,13 +544,18 @@ class Agent:
                 if not chunk:
                     break
                 # The log file first and in full: nothing downstream may cost a byte.
-                try:
-                    write_all(log_fd, chunk)
-                except OSError as exc:
-                    self.problem = f"cannot write {stream_name} log: {exc.strerror}"
+                # What it cannot take (no space…) is lost, and counted so, never as written.
+                written, error = write_prefix(log_fd, chunk)
+                if error is not None:
+                    stats.lost_bytes += len(chunk) - written
+                    self._io_fault(f"{stream_name} log", error)
+                elif self.io_faults:
+                    self.io_faults.pop(f"{stream_name} log", None)
                 offset = stats.bytes
-                stats.bytes += len(chunk)
-                pipeline.submit(stream_name, offset, chunk, busy=len(chunk) == chunk_size)
+                stats.bytes += written
+                pipeline.submit(
+                    stream_name, offset, chunk, busy=len(chunk) == chunk_size, stored=written
+                )
                 since_checkpoint += len(chunk)
                 if since_checkpoint >= READER_TURN_BYTES:
                     # Let the rest of the daemon (HTTP, other agents) have a turn.
@@ -402,6 +563,13 @@ class Agent:
                     await trio.lowlevel.checkpoint()
         finally:
             pipeline.end(stream_name)
+
+    def _lost(self, stream_name: str, count: int, why: str | None) -> None:
+        """``count`` bytes the pipeline can never make into lines (see there)."""
+        self.stats[stream_name].unprocessed_bytes += count
+        if why is not None:
+            log.warning("agent %s: %s (%d bytes without line work)", self.name, why, count)
+            self._note_problem(why)
 
     def _deliver(self, stream_name: str, batch: LineBatch) -> None:
         first = self.line_num + 1
@@ -414,19 +582,27 @@ class Agent:
         self._extracting.feed(batch.lines, first, stream_name)
 
     def _publish(self, found: Found) -> None:
-        """What extraction found, in line order: to the events file, the store, observers."""
+        """What extraction found, in line order: to the events file, the store, observers.
+
+        Called from the run's pipeline, or from the extraction worker's reader: a failure
+        here ends this run (``_fail``), never the worker, which serves every run."""
         if not found:
             return
-        events = self._events
-        if events is not None:
-            try:
-                events.write_records(found.data)  # each record stamped with the time
-            except OSError as exc:
-                self.problem = f"cannot write events file: {exc.strerror}"
-        counts = found.counts()
-        self.extraction.add(found, counts)
-        for observer in self._observers:
-            observer.on_records(self, found, counts)
+        try:
+            events = self._events
+            if events is not None:
+                try:
+                    events.write_records(found.data)  # each record stamped with the time
+                except OSError as exc:
+                    self._io_fault(EVENTS_FILE, exc)
+                else:
+                    self.io_faults.pop(EVENTS_FILE, None)
+            counts = found.counts()
+            self.extraction.add(found, counts)
+            for observer in self._observers:
+                observer.on_records(self, found, counts)
+        except Exception as exc:
+            self._fail("publishing extraction records", exc)
 
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None
@@ -481,11 +657,17 @@ class Agent:
                 await stream.aclose()
         self._outputs.clear()
         self._stdin = None
+        self._check_logs()
+        self._close_files()
+
+    def _close_files(self) -> None:
         for fd in self._log_fds.values():
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self._log_fds.clear()
         if self._events is not None:
-            self._events.close()
+            with contextlib.suppress(OSError):
+                self._events.close()
             self._events = None
 
     # ---- input ----------------------------------------------------------------------
@@ -495,6 +677,13 @@ class Agent:
         if self._stdin is None or self._exited.is_set():
             raise StdinClosed
         await self._stdin.write(data, eof=eof, write_timeout=write_timeout)
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first exception in a (nested) group: the one to name in a message."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 __all__ = ["Agent", "AgentObserver", "AgentSpec", "StdinBlocked", "StdinClosed", "StreamStats"]

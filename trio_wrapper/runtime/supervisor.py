@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Sequence
+from pathlib import Path
 
 import trio
 
@@ -107,27 +108,20 @@ class Supervisor:
             )
         self._reserved.add(spec.name)
         try:
+            # The run's files first: a child is never started (and then killed) because
+            # its output would have nowhere to go.
+            agent = self._new_agent(spec)
             try:
                 process, master = await spawn(spec)
-            except Refusal:
-                self.failed_starts += 1
+            except BaseException as exc:
+                agent.discard()
+                if isinstance(exc, Refusal):
+                    self.failed_starts += 1
                 raise
             try:
-                started = now_local()
-                files = RunFiles.create(self.logs_dir, spec.name, started)
-                agent = Agent(
-                    spec,
-                    files,
-                    observers=self.observers,
-                    max_line_bytes=self.config.limits.max_line_bytes,
-                    read_chunk_bytes=self.config.limits.read_chunk_bytes,
-                    stop_grace_seconds=self.config.agents.stop_grace_seconds,
-                    rules=self.rules,
-                    worker=self.extraction_worker,
-                )
-                agent.started_at = started
                 agent.attach(process, master)
             except BaseException:
+                agent.discard()
                 with trio.CancelScope(shield=True):
                     await reap_orphan(process)
                 raise
@@ -142,6 +136,34 @@ class Supervisor:
         finally:
             self._reserved.discard(spec.name)
 
+    def _new_agent(self, spec: AgentSpec) -> Agent:
+        """An agent with its files made and open; ``logs_unwritable`` (nothing left on
+        disk) when they cannot be: no space, a read-only or forbidden logs dir."""
+        started = now_local()
+        try:
+            files = RunFiles.create(self.logs_dir, spec.name, started)
+        except OSError as exc:
+            self.failed_starts += 1
+            raise logs_unwritable(self.logs_dir, exc) from exc
+        agent = Agent(
+            spec,
+            files,
+            observers=self.observers,
+            max_line_bytes=self.config.limits.max_line_bytes,
+            read_chunk_bytes=self.config.limits.read_chunk_bytes,
+            stop_grace_seconds=self.config.agents.stop_grace_seconds,
+            rules=self.rules,
+            worker=self.extraction_worker,
+        )
+        agent.started_at = started
+        try:
+            agent.open_files()
+        except OSError as exc:
+            files.discard()
+            self.failed_starts += 1
+            raise logs_unwritable(self.logs_dir, exc) from exc
+        return agent
+
     # ---- stop / remove --------------------------------------------------------------
 
     async def remove(self, name: str) -> Agent:
@@ -154,6 +176,13 @@ class Supervisor:
             for observer in self.observers:
                 observer.on_removed(agent)
         return agent
+
+
+def logs_unwritable(logs_dir: Path, exc: OSError) -> Refusal:
+    return Refusal(
+        "logs_unwritable",
+        f"cannot create the run's files in {str(logs_dir)!r}: {exc.strerror or exc}",
+    )
 
 
 def _mark_deleted(agent: Agent) -> None:

@@ -68,7 +68,15 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
         pty=spec.pty,
         timeout_seconds=spec.timeout_seconds,
         bytes_processed=agent.bytes_processed,
-        streams={s: StreamFigures(bytes=st.bytes, lines=st.lines) for s, st in agent.stats.items()},
+        streams={
+            s: StreamFigures(
+                bytes=st.bytes,
+                lines=st.lines,
+                lost_bytes=st.lost_bytes,
+                unprocessed_bytes=st.unprocessed_bytes,
+            )
+            for s, st in agent.stats.items()
+        },
         logs=log_paths(agent),
         extraction=extraction(agent),
     )
@@ -116,6 +124,8 @@ def run_meta(agent: Agent) -> RunMeta:
         error=agent.problem,
         bytes={s: st.bytes for s, st in agent.stats.items()},
         lines={s: st.lines for s, st in agent.stats.items()},
+        lost_bytes={s: st.lost_bytes for s, st in agent.stats.items()},
+        unprocessed_bytes={s: st.unprocessed_bytes for s, st in agent.stats.items()},
         total_lines=agent.line_num,
         extraction=MetaExtraction(
             format=store.format,
