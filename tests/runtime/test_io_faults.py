@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from trio_wrapper.history import runfiles as runfiles_module
 from trio_wrapper.history.events import EventsFile
 from trio_wrapper.history.runfiles import RunFiles
 from trio_wrapper.runtime import agent as agent_module
+from trio_wrapper.runtime import pipeline as pipeline_module
 from trio_wrapper.runtime import supervisor as supervisor_module
 from trio_wrapper.runtime.agent import Agent, AgentSpec
 from trio_wrapper.runtime.pipeline import LinePipeline
@@ -486,6 +488,29 @@ async def test_a_failure_in_one_agents_task_ends_that_agent_only(
 
 
 # ---- a log deleted under a flood (issue 15, item 1) -----------------------------------
+
+
+async def test_a_log_that_cannot_be_read_back_is_said_on_the_agent(
+    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No memory budget: every chunk goes by way of the log, and reading it back fails.
+    monkeypatch.setattr(agent_module, "LinePipeline", partial(LinePipeline, memory_budget=0))
+    real_pread = os.pread
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        if "/eio/" in fd_path(fd):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_pread(fd, length, offset)
+
+    monkeypatch.setattr(pipeline_module.os, "pread", pread)
+    agent = await finished(await supervisor.start(AgentSpec("eio", ["echo", "one"])))
+    assert agent.status is Status.COMPLETED and agent.exit_code == 0
+    stdout = agent.stats["stdout"]
+    assert (stdout.bytes, stdout.lines, stdout.unprocessed_bytes) == (4, 0, 4)
+    assert agent.problem == "cannot read back stdout log: Input/output error"
+    assert agent.files.log("stdout").read_bytes() == b"one\n"  # the log itself is whole
+    meta = json.loads(agent.files.meta.read_text())
+    assert meta["unprocessed_bytes"]["stdout"] == 4 and meta["error"] == agent.problem
 
 
 async def test_a_log_deleted_under_a_flood_loses_no_line_and_harms_no_one(

@@ -158,6 +158,7 @@ class Agent:
         # Set when the run's own tasks failed (not the child): the run ends ``failed``.
         self._failure: str | None = None
         self._tasks_scope = trio.CancelScope()
+        self._gaps_logged: set[str] = set()
         self.stats = {"stdout": StreamStats(), "stderr": StreamStats()}
         self.line_num = 0
         self._observers = observers
@@ -567,8 +568,10 @@ class Agent:
     def _lost(self, stream_name: str, count: int, why: str | None) -> None:
         """``count`` bytes the pipeline can never make into lines (see there)."""
         self.stats[stream_name].unprocessed_bytes += count
-        if why is not None:
-            log.warning("agent %s: %s (%d bytes without line work)", self.name, why, count)
+        if why is not None and why not in self._gaps_logged:
+            # Once per reason: a truncated flood is a gap per piece read back.
+            self._gaps_logged.add(why)
+            log.warning("agent %s: %s (lines of those bytes are lost)", self.name, why)
             self._note_problem(why)
 
     def _deliver(self, stream_name: str, batch: LineBatch) -> None:
