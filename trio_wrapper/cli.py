@@ -68,20 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         print(f"trio-wrapper: cannot start: {problem}", file=sys.stderr)
         return 1
-    from trio_wrapper.daemon import serve
+    from trio_wrapper.daemon import ListenError, first_leaf, serve
 
     try:
         trio.run(serve, config, rules)
-    except (OSError, BaseExceptionGroup) as exc:
-        # A start-up failure (the port is taken, an address that is not ours) reaches us
-        # as an OSError, usually wrapped in the nurseries' exception groups: one line
-        # naming the cause is what an operator needs, not the tasks' tracebacks.
-        failure = first_os_error(exc)
+    except (ListenError, BaseExceptionGroup) as exc:
+        # Only a failure to bind is a start-up failure said in one line (the nurseries
+        # wrap it in exception groups); anything else is a bug and keeps its traceback.
+        failure = first_leaf(exc, ListenError)
         if failure is None:
             raise
-        where = f"{config.server.host}:{config.server.port}"
-        reason = (failure.strerror or str(failure)).lower()
-        print(f"trio-wrapper: cannot start: cannot listen on {where}: {reason}", file=sys.stderr)
+        print(f"trio-wrapper: cannot start: {failure}", file=sys.stderr)
         return 1
     return 0
 
@@ -96,15 +93,4 @@ def logs_dir_problem(logs_dir: Path) -> str | None:
         probe.unlink()
     except OSError as exc:
         return f"logs dir {str(logs_dir)!r} is not writable: {(exc.strerror or str(exc)).lower()}"
-    return None
-
-
-def first_os_error(exc: BaseException) -> OSError | None:
-    if isinstance(exc, OSError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = first_os_error(inner)
-            if found is not None:
-                return found
     return None

@@ -17,7 +17,7 @@ import logging
 import resource
 import signal
 from collections.abc import Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -81,6 +81,25 @@ def served_app(app: ASGIFramework, config: Config) -> ASGIFramework:
     return keep_transport_peer
 
 
+class ListenError(Exception):
+    """The server could not bind its address: a start-up failure, said in one line."""
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def first_leaf(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in ``exc``, looking inside exception groups."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = first_leaf(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
 async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
@@ -106,7 +125,15 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             await lifecycle.start(nursery)
-            binds = await nursery.start(run_server)
+            try:
+                binds = await nursery.start(run_server)
+            except (OSError, BaseExceptionGroup) as exc:
+                failure = first_leaf(exc, OSError)
+                if failure is None:
+                    raise
+                where = f"{config.server.host}:{config.server.port}"
+                reason = (failure.strerror or str(failure)).lower()
+                raise ListenError(f"cannot listen on {where}: {reason}") from None
             ports = [int(bind.rsplit(":", 1)[1]) for bind in binds]
             # Everything built at start lives as long as the daemon: keep the collector
             # from walking it again and again, and let it run less often (SSE fan-out and

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from tests.helpers import REPO
-from trio_wrapper.cli import first_os_error, logs_dir_problem
+from trio_wrapper.cli import logs_dir_problem
+from trio_wrapper.daemon import first_leaf
 
 DAEMON = Path(sys.executable).parent / "trio-wrapper"
 
@@ -83,8 +84,8 @@ def test_logs_dir_problem_names_the_cause(tmp_path: Path) -> None:
     assert problem is not None and "/proc/nope" in problem
 
 
-def test_first_os_error_looks_inside_groups() -> None:
+def test_first_leaf_looks_inside_groups() -> None:
     inner = OSError(98, "Address already in use")
     group = BaseExceptionGroup("outer", [ValueError("x"), ExceptionGroup("in", [inner])])
-    assert first_os_error(group) is inner
-    assert first_os_error(ValueError("x")) is None
+    assert first_leaf(group, OSError) is inner
+    assert first_leaf(ValueError("x"), OSError) is None
