@@ -115,10 +115,18 @@ def meta(logs: Path, name: str) -> dict[str, Any]:
 
 
 class Cookies:
-    """Every run's cookie seen by a test; teardown SIGKILLs whatever still carries one."""
+    """Every run's cookie and process seen by a test; teardown SIGKILLs whatever of them
+    still runs (a process that cleared its environment is known by pid and start time)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.processes: set[tuple[int, str]] = set()
+
+    def remember(self, pids: list[int]) -> list[int]:
+        for pid in pids:
+            if (fields := stat_fields(pid)) is not None:
+                self.processes.add((pid, fields[19]))
+        return pids
 
     def of(self, logs: Path, name: str) -> str:
         cookie = poll(lambda: meta(logs, name).get("run_cookie"), BOUND, f"{name}: no cookie")
@@ -127,7 +135,10 @@ class Cookies:
 
     def kill_all(self) -> None:
         for cookie in self.seen:
-            for pid in run_processes(cookie):
+            self.remember(run_processes(cookie))
+        for pid, start in self.processes:
+            fields = stat_fields(pid)
+            if fields is not None and fields[19] == start:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 
@@ -139,7 +150,7 @@ def cookies() -> Iterator[Cookies]:
     found.kill_all()
 
 
-def escaped_sleep(cookie: str, leader: int) -> list[int]:
+def escaped_sleep(cookies: Cookies, cookie: str, leader: int) -> list[int]:
     """Wait until a `sleep` of the run has escaped (left the session, or lost its parent
     in the run); all its processes then."""
 
@@ -155,7 +166,7 @@ def escaped_sleep(cookie: str, leader: int) -> list[int]:
         ]
         return pids if outside else None
 
-    return poll(check, BOUND, f"no escaped sleep for cookie {cookie}")
+    return cookies.remember(poll(check, BOUND, f"no escaped sleep for cookie {cookie}"))
 
 
 def start(http: httpx.Client, name: str, command: list[str]) -> dict[str, Any]:
@@ -181,7 +192,7 @@ def test_sigterm_to_the_daemon_ends_every_escape(tmp_path: Path, cookies: Cookie
         with daemon.client() as http:
             for name, command in ESCAPES.items():
                 leader = start(http, name, command)["pid"]
-                trees[name] = escaped_sleep(cookies.of(daemon.logs_dir, name), leader)
+                trees[name] = escaped_sleep(cookies, cookies.of(daemon.logs_dir, name), leader)
             # setsid(1) has exited, its sleep runs on: the run is still running.
             poll(lambda: http.get("/api/agents/setsid").json()["exit_code"] == 0, BOUND, "exit")
             assert http.get("/api/agents/setsid").json()["status"] == "running"
@@ -197,7 +208,7 @@ def test_delete_ends_an_escape_and_the_daemon_reaps_it(tmp_path: Path, cookies: 
     with running_daemon(tmp_path, env=GRACE) as daemon, daemon.client() as http:
         before = set(daemon_children(daemon))  # its extraction worker
         leader = start(http, "esc", ESCAPES["setsid"])["pid"]
-        tree = escaped_sleep(cookies.of(daemon.logs_dir, "esc"), leader)
+        tree = escaped_sleep(cookies, cookies.of(daemon.logs_dir, "esc"), leader)
         # The subreaper: setsid(1) exited and its sleep is now the daemon's child.
         poll(lambda: set(tree) & set(daemon_children(daemon)), BOUND, "not re-parented")
         deleted = http.delete("/api/agents/esc")
@@ -216,7 +227,7 @@ def test_after_a_crash_leftovers_are_reported_and_deleted(tmp_path: Path, cookie
     try:
         with first.client() as http:
             leader = start(http, "left", ESCAPES["setsid-bg"])["pid"]
-            tree = escaped_sleep(cookies.of(logs, "left"), leader)
+            tree = escaped_sleep(cookies, cookies.of(logs, "left"), leader)
             start(http, "wrote", ["sh", "-c", "printf 'one\\ntwo\\nthree'; sleep 300"])
             cookies.of(logs, "wrote")
             poll(

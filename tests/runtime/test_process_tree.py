@@ -7,10 +7,12 @@ init, and is found by the run's session, its cookie and its ancestry (runtime.pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -74,7 +76,7 @@ def kill_marked(*agents: Agent) -> None:
     """Teardown: whatever a failing test left of these runs goes (found by its cookie)."""
     for agent in agents:
         if agent.mark is not None:
-            proctree.kill_tree(agent.mark)
+            proctree.kill_tree(agent.mark, known=agent.known_processes)
 
 
 @pytest.fixture
@@ -333,12 +335,19 @@ LEFT_COOKIE = "c0ffee" * 4
 
 @pytest.fixture
 def left_behind() -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
-    """The leader of a run whose daemon died, and a process it had sent off with setsid;
-    both carry the run's cookie. Killed and reaped on the way out."""
+    """The leader of a run whose daemon died (a shell with a child in its session), and a
+    process it had sent off with setsid; all carry the run's cookie. Killed on the way out."""
     env = {**os.environ, proctree.COOKIE_VAR: LEFT_COOKIE}
-    leader = subprocess.Popen(["sleep", "300"], start_new_session=True, env=env)
+    leader = subprocess.Popen(["sh", "-c", "sleep 302 & wait"], start_new_session=True, env=env)
     escaped = subprocess.Popen(["sleep", "301"], start_new_session=True, env=env)
+    deadline = time.monotonic() + GUARD
+    while not [p for p in proctree.snapshot().values() if p.ppid == leader.pid]:
+        assert time.monotonic() < deadline, "the shell started no child"
+        time.sleep(0.01)
     yield leader, escaped
+    for info in proctree.members(proctree.TreeMark(leader.pid, cookie=LEFT_COOKIE)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGKILL)
     for process in (leader, escaped):
         process.kill()
         process.wait()
@@ -360,20 +369,22 @@ async def test_an_interrupted_runs_leftovers_are_reported_and_killed(
         boot_id=proctree.boot_id(),
         run_cookie=LEFT_COOKIE,
     )
-    # A run whose pid was reused: a start time that is not its own finds nothing.
+    # A run whose pid was reused: a start time that is not its own finds nothing, not even
+    # the members of the session that number now names.
     crashed_run(tmp_path / "logs", "reused", pid=leader.pid, pid_start_ticks=(start or 0) - 1)
     sup = Supervisor(make_config(tmp_path))
     await nursery.start(sup.run)
     agent = sup.agents["left"]
     orphans = views.detail(agent).orphans
     assert isinstance(orphans, list)
-    assert sorted(o.pid for o in orphans) == sorted([leader.pid, escaped.pid])
-    assert {o.argv0 for o in orphans} == {"sleep"}
+    assert len(orphans) == 3  # the shell, its child in its session, the escaped one
+    assert {leader.pid, escaped.pid} <= {o.pid for o in orphans}
+    assert {o.argv0 for o in orphans} == {"sh", "sleep"}
     assert agent.problem is not None and "DELETE kills them" in agent.problem
     assert views.detail(sup.agents["reused"]).orphans is msgspec.UNSET
     with trio.fail_after(GUARD):
         await sup.remove("left")
-    assert views.deleted(agent).message == "agent stopped; killed 2 leftover process(es)"
+    assert views.deleted(agent).message == "agent stopped; killed 3 leftover process(es)"
     assert leader.wait(GUARD) == -signal.SIGKILL
     assert escaped.wait(GUARD) == -signal.SIGKILL
     await sup.shutdown()

@@ -488,6 +488,11 @@ class Agent:
         # Other live runs' sessions: their members are theirs, no need to read their env.
         return frozenset(LEADERS - {self.pid} if self.pid is not None else LEADERS)
 
+    @property
+    def known_processes(self) -> frozenset[tuple[int, int]]:
+        """(pid, start time) of every process a look found to be the run's."""
+        return frozenset(self._known)
+
     def _remember(self, infos: list[proctree.ProcInfo]) -> list[proctree.ProcInfo]:
         self._known.update((info.pid, info.start) for info in infos)
         return infos
