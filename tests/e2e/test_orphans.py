@@ -184,6 +184,55 @@ def daemon_children(daemon: Daemon) -> list[int]:
     return pids
 
 
+def strays_of(daemon: Daemon) -> list[int]:
+    """The daemon's live children outside its own session (its extraction worker is in
+    it): agent leaders, and what the subreaper took in."""
+    return [
+        pid
+        for pid in daemon_children(daemon)
+        if (fields := stat_fields(pid)) is not None
+        and fields[0] not in ("Z", "X")
+        and int(fields[3]) != daemon.pid
+    ]
+
+
+def strays_of_any(daemon: Daemon) -> list[int]:
+    """As ``strays_of``, zombies included."""
+    return [
+        pid
+        for pid in daemon_children(daemon)
+        if (fields := stat_fields(pid)) is not None and int(fields[3]) != daemon.pid
+    ]
+
+
+def empty_environ(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes() == b""
+    except OSError:
+        return False
+
+
+def test_shutdown_kills_what_no_run_can_claim(tmp_path: Path, cookies: Cookies) -> None:
+    # A subshell sends off a sleep with no environment in a new session and exits at once:
+    # no cookie, no session, no parent in the run. Only the subreaper still holds it.
+    daemon = Daemon(tmp_path, env=GRACE)
+    daemon.start()
+    try:
+        with daemon.client() as http:
+            start(http, "lost", ["sh", "-c", "(setsid env -i sleep 300 &); sleep 300"])
+            cookies.of(daemon.logs_dir, "lost")
+
+            def lost_sleep() -> list[int]:
+                return [p for p in strays_of(daemon) if comm(p) == "sleep" and empty_environ(p)]
+
+            lost = cookies.remember(poll(lost_sleep, BOUND, "no lost sleep"))
+    finally:
+        code = daemon.stop(BOUND)
+    assert code == 0, daemon.log
+    assert [p for p in lost if running(p)] == []
+    assert "killed 1 stray agent processes" in daemon.log
+
+
 def test_sigterm_to_the_daemon_ends_every_escape(tmp_path: Path, cookies: Cookies) -> None:
     daemon = Daemon(tmp_path, env=GRACE)
     daemon.start()
@@ -206,7 +255,6 @@ def test_sigterm_to_the_daemon_ends_every_escape(tmp_path: Path, cookies: Cookie
 
 def test_delete_ends_an_escape_and_the_daemon_reaps_it(tmp_path: Path, cookies: Cookies) -> None:
     with running_daemon(tmp_path, env=GRACE) as daemon, daemon.client() as http:
-        before = set(daemon_children(daemon))  # its extraction worker
         leader = start(http, "esc", ESCAPES["setsid"])["pid"]
         tree = escaped_sleep(cookies, cookies.of(daemon.logs_dir, "esc"), leader)
         # The subreaper: setsid(1) exited and its sleep is now the daemon's child.
@@ -217,7 +265,7 @@ def test_delete_ends_an_escape_and_the_daemon_reaps_it(tmp_path: Path, cookies: 
         assert "killed 1 leftover" in deleted.json()["message"]
         assert [p for p in tree if running(p)] == []
         # ...and reaped by it: no zombie is left among its children.
-        poll(lambda: set(daemon_children(daemon)) <= before, BOUND, "zombies not reaped")
+        poll(lambda: not strays_of_any(daemon), BOUND, "zombies not reaped")
 
 
 def test_after_a_crash_leftovers_are_reported_and_deleted(tmp_path: Path, cookies: Cookies) -> None:
