@@ -37,11 +37,60 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
 
 
+# What of the daemon's environment an agent gets (then the request's env on top). The
+# usual session variables and the agent CLIs' own keys and endpoints; a trailing ``*``
+# matches a prefix. TRIO_WRAPPER_* is never passed, listed or not.
+DEFAULT_ENV_PASSTHROUGH: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TERM",
+    "COLORTERM",
+    "TZ",
+    "TMPDIR",
+    "XDG_*",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "CODEX_HOME",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AIDER_*",
+)
+
+
 class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stop_grace_seconds: float = 10.0
     default_format: str = "auto"
     allowed_commands: list[str] = msgspec.field(default_factory=list)
     stdin_write_timeout_seconds: float = 10.0
+    env_passthrough: list[str] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_ENV_PASSTHROUGH)
+    )
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

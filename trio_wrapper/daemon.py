@@ -3,6 +3,7 @@
 daemon (root nursery)
 ├── hub              SSE timers (flush, ping, sweep)
 ├── supervisor       agents, each in its own nursery
+├── stray reaper     collects agents' descendants re-parented here (the daemon is a subreaper)
 ├── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
 └── signal watcher   SIGTERM/SIGINT → orderly shutdown
 
@@ -33,6 +34,8 @@ from trio_wrapper.runtime.connections import abort_server_connections
 from trio_wrapper.runtime.heap import keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
+from trio_wrapper.runtime.process import kill_strays, reap_strays_forever
+from trio_wrapper.runtime.proctree import become_subreaper
 from trio_wrapper.runtime.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
@@ -104,6 +107,17 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
     keep_freed_heap()
+    # What an agent starts and abandons (setsid, a double fork) is re-parented to the
+    # daemon instead of init, so a stop and the shutdown can still find and end it.
+    why_not = become_subreaper()
+    if why_not is not None:
+        log.warning("cannot become a child subreaper (%s): escaped processes go to init", why_not)
+    reaper = trio.CancelScope()
+
+    async def reap_strays() -> None:
+        with reaper:
+            await reap_strays_forever()
+
     hub = Hub(hub_limits(config))
     supervisor = Supervisor(config, observers=[hub], rules=rules)
     lifecycle = Lifecycle(hub, supervisor)
@@ -124,6 +138,8 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
 
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            if why_not is None:
+                nursery.start_soon(reap_strays)
             await lifecycle.start(nursery)
             try:
                 binds = await nursery.start(run_server)
@@ -149,6 +165,13 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         # Streams end first (with a `shutdown` event), or each would hold hypercorn's
         # graceful stop for its whole timeout; then the server stops, then the agents.
         await lifecycle.stop(stop_serving.set)
+        if why_not is None:
+            # Every agent killed its own tree; what no run could claim any more (its
+            # environment cleared, its session left) is still below the subreaper.
+            strays = await kill_strays()
+            if strays:
+                log.info("killed %d stray agent processes", len(strays))
+        reaper.cancel()
         # Requests in flight had the agents' stop time to finish; what is still open now
         # is idle keep-alive, which hypercorn would otherwise wait out for its whole
         # graceful timeout.

@@ -180,14 +180,19 @@ async def test_grandchild_holding_stdout_is_killed_with_the_group(patient: Super
     await wait_for(lambda: dead(grandchild), GUARD)
 
 
-async def test_exit_with_grandchild_keeping_pipe_still_finishes_status(
+async def test_exit_with_grandchild_still_running_keeps_the_run_running(
     supervisor: Supervisor,
 ) -> None:
-    agent = await supervisor.start(AgentSpec("leaver", ["sh", "-c", "sleep 300 & exit 0"]))
-    await wait_for(lambda: agent.status is Status.COMPLETED, limit=5)
-    assert agent.is_live  # the readers still hold the grandchild's pipe
+    # The run is its whole tree (docs/decisions.md): the shell's exit code is kept, the
+    # status stays `running` while its grandchild runs, and a stop ends both.
+    code = "sleep 300 & echo $!; exit 0"
+    agent = await supervisor.start(AgentSpec("leaver", ["sh", "-c", code], format="none"))
+    await wait_for(lambda: agent.exit_code == 0 and agent.stats["stdout"].lines == 1, limit=5)
+    grandchild = int(agent.files.log("stdout").read_text().strip())
+    assert agent.status is Status.RUNNING and agent.is_live
     await supervisor.remove("leaver")
-    assert not agent.is_live
+    assert not agent.is_live and agent.status is Status.STOPPED
+    await wait_for(lambda: dead(grandchild), GUARD)
 
 
 async def test_five_megabyte_line_without_newline(supervisor: Supervisor) -> None:

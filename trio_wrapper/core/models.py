@@ -99,6 +99,13 @@ class Extraction(msgspec.Struct):
     matches_by_type: dict[str, int]
 
 
+class LeftoverProcess(msgspec.Struct):
+    """A process of an interrupted run still running (the daemon that started it died)."""
+
+    pid: int
+    argv0: str
+
+
 class AgentDetail(AgentSummary):
     command: list[str]
     cwd: str | None
@@ -115,6 +122,8 @@ class AgentDetail(AgentSummary):
     extraction: Extraction
     # With ``include_matches=true`` only: the newest records of each kind, oldest first.
     matches: dict[str, list[dict[str, Any]]] | UnsetType = UNSET
+    # An interrupted run only, while some of its processes still run: DELETE kills them.
+    orphans: list[LeftoverProcess] | UnsetType = UNSET
 
 
 class AgentList(msgspec.Struct):
@@ -194,6 +203,13 @@ class RunMeta(msgspec.Struct, kw_only=True):
     pty: bool = False
     timeout_seconds: float | None = None
     pid: int | None = None
+    # How the run's processes are recognised after a daemon crash (runtime.proctree): the
+    # leader's start time (/proc/<pid>/stat field 22, ticks after boot), its session id,
+    # the boot it ran in, and the cookie put in its environment.
+    pid_start_ticks: int | None = None
+    session_id: int | None = None
+    boot_id: str | None = None
+    run_cookie: str | None = None
     started_at: str | None = None
     completed_at: str | None = None
     duration_seconds: float | None = None

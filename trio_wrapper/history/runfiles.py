@@ -20,7 +20,10 @@ import msgspec
 
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.status import Status
-from trio_wrapper.core.timefmt import log_stamp
+from trio_wrapper.core.timefmt import log_stamp, parse_rfc3339
+
+STREAMS = ("stdout", "stderr")
+COUNT_CHUNK = 1024 * 1024
 
 STREAMS = ("stdout", "stderr")
 
@@ -152,11 +155,47 @@ def write_prefix(fd: int, data: bytes | memoryview) -> tuple[int, OSError | None
     return written, None
 
 
+def count_log(path: Path) -> tuple[int, int, float | None]:
+    """A log file's bytes, lines (as the reader counts them: an unterminated last line is
+    one) and last modification time. Reads the file once, a chunk at a time."""
+    try:
+        with path.open("rb") as file:
+            stat = os.fstat(file.fileno())
+            lines = 0
+            last = b""
+            while chunk := file.read(COUNT_CHUNK):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return 0, 0, None
+    if last and last != b"\n":
+        lines += 1
+    return stat.st_size, lines, stat.st_mtime
+
+
+def count_interrupted(files: RunFiles, meta: RunMeta) -> None:
+    """An interrupted run's meta says what its files hold: the meta was last written at a
+    status change (bytes 0 while it ran), the log files have everything that was read.
+    Its duration runs to the logs' last modification (the last output read)."""
+    newest: float | None = None
+    for stream in STREAMS:
+        size, lines, mtime = count_log(files.log(stream))
+        meta.bytes[stream] = size
+        meta.lines[stream] = lines
+        if mtime is not None and (newest is None or mtime > newest):
+            newest = mtime
+    meta.total_lines = sum(meta.lines.values())
+    started = parse_rfc3339(meta.started_at)
+    if started is not None and newest is not None:
+        meta.duration_seconds = round(max(0.0, newest - started.timestamp()), 3)
+
+
 def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:
     """The newest run of each agent name found on disk, skipping DELETEd ones.
 
     A run whose meta still says starting/running/stopping was cut short by the daemon's
-    death: it becomes ``interrupted``, and the meta file is rewritten to say so.
+    death: it becomes ``interrupted``, with the bytes, lines and duration its log files
+    show, and the meta file is rewritten to say so. Blocking: run it in a worker thread.
     """
     found: list[tuple[RunFiles, RunMeta]] = []
     agents_dir = logs_dir / "agents"
@@ -179,6 +218,7 @@ def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:
                     newest = (key, files, meta)
             if meta.status in (Status.STARTING, Status.RUNNING, Status.STOPPING):
                 meta.status = Status.INTERRUPTED.value
+                count_interrupted(files, meta)
                 with contextlib.suppress(OSError):
                     files.write_meta(meta)
         if newest is not None:

@@ -10,7 +10,9 @@ The task tree (owned by the supervisor's nursery)::
 
 Stopping signals the whole group (SIGTERM, grace, SIGKILL) *before* the readers are
 cancelled, so the child never dies of SIGPIPE and a grandchild holding stdout cannot
-keep a reader blocked.
+keep a reader blocked. The run's processes that left the group (``setsid``, a double
+fork) are found through ``runtime.proctree`` and signalled with it; a run stays
+``running`` until its whole tree is gone, not only its first process.
 
 I/O faults stay on the run they hit. A log, events or meta file that cannot be written
 (no space, a read-only or failing disk) is noted on the agent (``error`` keeps the first
@@ -42,7 +44,7 @@ import msgspec
 import trio
 
 from trio_wrapper.core.lines import LineBatch
-from trio_wrapper.core.models import RunMeta
+from trio_wrapper.core.models import LeftoverProcess, RunMeta
 from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.core.status import (
     Status,
@@ -57,15 +59,18 @@ from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import ExtractionStore
 from trio_wrapper.history.events import EventsFile
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
+from trio_wrapper.runtime import proctree
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import grow_pipe
 from trio_wrapper.runtime.process import (
+    LEADERS,
     StdinBlocked,
     StdinClosed,
     StdinWriter,
     child_streams,
     signal_group,
+    wait_leader,
 )
 from trio_wrapper.runtime.views import run_meta
 
@@ -82,6 +87,15 @@ FINISH_GRACE_SECONDS = 0.5
 # After a stop has killed the group, readers get this long to reach EOF before being cancelled
 # (a grandchild that left the group with setsid() can hold the pipes forever).
 STOP_DRAIN_SECONDS = 0.5
+
+# While a run's first process has exited but processes it started still run, the tree is
+# looked at this often (a stop wakes the look at once).
+TREE_POLL_SECONDS = 0.5
+# After a stop's SIGKILL, how long the tree gets to be gone before the run gives up on
+# what could not be killed (another user's process, one in uninterruptible sleep).
+TREE_KILL_WAIT_SECONDS = 5.0
+# A cancelled run (its owner torn down without a stop) kills its tree: bounded.
+CANCEL_KILL_SECONDS = 5.0
 
 # A reader lets other tasks run after this many bytes even if its pipe never runs dry.
 READER_TURN_BYTES = 1024 * 1024
@@ -185,6 +199,20 @@ class Agent:
         self._done = trio.Event()
         self._stop_requested = False
         self._timed_out = False
+        # How the run's processes are recognised (set by the supervisor at spawn, or read
+        # back from the meta file); an interrupted run's processes found still running.
+        self.mark: proctree.TreeMark | None = None
+        self.orphans: list[tuple[int, int, str]] = []
+        # The processes a stop ended that had left the run's group (or, of an interrupted
+        # run, every one): what would have been left behind without the tree.
+        self._leftovers: set[tuple[int, int]] = set()
+        # Every process any look found to be the run's, as (pid, start time): one found
+        # by its ancestry stays the run's after its parent died.
+        self._known: set[tuple[int, int]] = set()
+        # The first process reaped *and* no other process of the run left.
+        self._ended = trio.Event()
+        self._tree_wakeup = trio.Event()
+        self._tree_given_up = False
 
     # ---- construction -------------------------------------------------------------
 
@@ -209,6 +237,13 @@ class Agent:
         except ValueError:
             agent.status = Status.INTERRUPTED
         agent.pid = meta.pid
+        if meta.pid is not None:
+            agent.mark = proctree.TreeMark(
+                leader=meta.pid,
+                leader_start=meta.pid_start_ticks,
+                cookie=meta.run_cookie,
+                boot_id=meta.boot_id,
+            )
         agent.started_at = parse_rfc3339(meta.started_at) or agent.started_at
         agent.completed_at = parse_rfc3339(meta.completed_at)
         agent.exit_code = meta.exit_code
@@ -229,6 +264,7 @@ class Agent:
         else:
             agent._ended_mono = agent._started_mono
         agent._exited.set()
+        agent._ended.set()
         agent._done.set()
         return agent
 
@@ -418,6 +454,11 @@ class Agent:
                 with trio.CancelScope(shield=True):
                     await self._end_after_failure(process)
         finally:
+            if not self._ended.is_set():
+                # Cancelled (the owner torn down without a stop), or failed: no process of
+                # the run may outlive it.
+                with trio.CancelScope(shield=True), trio.move_on_after(CANCEL_KILL_SECONDS):
+                    await self._kill_everything(process)
             try:
                 if pipeline.done.is_set():
                     # Cancelled (a stop under a flood) while the worker still had lines:
@@ -446,10 +487,14 @@ class Agent:
                     timeout_scope = trio.CancelScope()
                     if self.spec.timeout_seconds:
                         nursery.start_soon(self._watch_timeout, timeout_scope)
-                    await process.wait()
-                    timeout_scope.cancel()
+                    await wait_leader(process)
                     self._exited.set()
                     self._record_exit(process.returncode or 0)
+                    # Whatever the leader started and left running keeps the run running
+                    # (and under its timeout): docs/decisions.md.
+                    await self._wait_tree_gone()
+                    timeout_scope.cancel()
+                    self._ended.set()
                     # The pipes are emptied and their lines processed before the status
                     # says done; a grandchild holding the pipes open holds it back only
                     # for the drain time, and then only what was read so far is waited for.
@@ -467,9 +512,9 @@ class Agent:
         if not self._exited.is_set():
             self._signal_group(signal.SIGTERM)
             with trio.move_on_after(FAILURE_GRACE_SECONDS):
-                await process.wait()
+                await wait_leader(process)
             self._signal_group(signal.SIGKILL)
-            await process.wait()
+            await wait_leader(process)
             self._exited.set()
             self._record_exit(process.returncode or 0)
         else:
@@ -607,6 +652,110 @@ class Agent:
         except Exception as exc:
             self._fail("publishing extraction records", exc)
 
+    # ---- the process tree -----------------------------------------------------------
+
+    @property
+    def leftovers_killed(self) -> int:
+        return len(self._leftovers)
+
+    def _count_leftovers(self, infos: list[proctree.ProcInfo], *, all_of_them: bool) -> None:
+        for info in infos:
+            if all_of_them or info.pgid != self.pid:
+                self._leftovers.add((info.pid, info.start))
+
+    def _other_sessions(self) -> frozenset[int]:
+        # Other live runs' sessions: their members are theirs, no need to read their env.
+        return frozenset(LEADERS - {self.pid} if self.pid is not None else LEADERS)
+
+    @property
+    def known_processes(self) -> frozenset[tuple[int, int]]:
+        """(pid, start time) of every process a look found to be the run's."""
+        return frozenset(self._known)
+
+    def _remember(self, infos: list[proctree.ProcInfo]) -> list[proctree.ProcInfo]:
+        self._known.update((info.pid, info.start) for info in infos)
+        return infos
+
+    async def tree(self) -> list[proctree.ProcInfo]:
+        """The run's processes alive now (none known without a mark)."""
+        mark = self.mark
+        if mark is None:
+            return []
+        others, known = self._other_sessions(), frozenset(self._known)
+        infos = await trio.to_thread.run_sync(
+            lambda: proctree.members(mark, other_sessions=others, known=known)
+        )
+        return self._remember(infos)
+
+    async def _wait_tree_gone(self) -> None:
+        while not self._tree_given_up and await self.tree():
+            with trio.move_on_after(TREE_POLL_SECONDS):
+                await self._tree_wakeup.wait()
+            self._tree_wakeup = trio.Event()
+
+    async def _signal_tree(self, sig: signal.Signals) -> None:
+        mark = self.mark
+        if mark is None or self._ended.is_set():
+            return
+        others, known = self._other_sessions(), frozenset(self._known)
+
+        def signal_tree() -> list[proctree.ProcInfo]:
+            # The group had the signal already: a second one would be a second SIGTERM to
+            # a child that handles it.
+            infos = [
+                info
+                for info in proctree.members(mark, other_sessions=others, known=known)
+                if info.pgid != mark.leader
+            ]
+            hit = set(proctree.signal_all(infos, sig))
+            return [info for info in infos if info.pid in hit]
+
+        signalled = self._remember(await trio.to_thread.run_sync(signal_tree))
+        self._count_leftovers(signalled, all_of_them=False)
+        self._tree_wakeup.set()  # a run waiting for its tree to end looks again
+
+    async def _kill_tree(self) -> list[proctree.ProcInfo]:
+        mark = self.mark
+        if mark is None:
+            return []
+        others, known = self._other_sessions(), frozenset(self._known)
+        killed = await trio.to_thread.run_sync(lambda: proctree.kill_tree(mark, others, known))
+        self._tree_wakeup.set()
+        self._count_leftovers(killed, all_of_them=self.status is Status.INTERRUPTED)
+        return killed
+
+    async def _kill_everything(self, process: trio.Process) -> None:
+        """SIGKILL the tree and the group, reap the leader. Shielded by the caller."""
+        await self._kill_tree()
+        self._signal_group(signal.SIGKILL)
+        if process.returncode is None:
+            await wait_leader(process)
+
+    def live_orphans(self) -> list[LeftoverProcess]:
+        """The processes of an interrupted run found at start that still run."""
+        return [
+            LeftoverProcess(pid=pid, argv0=argv0)
+            for pid, start, argv0 in self.orphans
+            if proctree.alive(pid, start)
+        ]
+
+    def note_leftovers(self, found: list[tuple[int, int, str]]) -> None:
+        """An interrupted run (its daemon died): these of its processes still run."""
+        self.orphans = found
+        if found:
+            self.problem = (
+                f"{len(found)} process(es) of this run still run (the daemon that started "
+                "them died); DELETE kills them"
+            )
+
+    async def _kill_leftovers(self) -> None:
+        if self.mark is None or self.status is not Status.INTERRUPTED:
+            return
+        killed = await self._kill_tree()
+        self.orphans = []
+        if killed:
+            self.problem = f"killed {len(killed)} leftover process(es) of this run"
+
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None
         with scope:
@@ -620,8 +769,12 @@ class Agent:
     # ---- stopping -------------------------------------------------------------------
 
     async def stop(self, grace: float, reason: str = "api") -> None:
-        """Stop the run and wait until its process is reaped and its files are closed."""
+        """Stop the run and wait until its processes are gone and its files are closed.
+
+        An interrupted run (its daemon died) has no task: what still runs of it is killed.
+        """
         if self._done.is_set():
+            await self._kill_leftovers()
             return
         if not self._stop_requested and not self._timed_out:
             self._stop_requested = True
@@ -635,12 +788,32 @@ class Agent:
         await self._done.wait()
 
     async def _terminate_group(self, grace: float) -> None:
+        if not self._exited.is_set():
+            # A look before the group's signal: a process found by its parent in the group
+            # stays known as the run's once that parent is gone.
+            await self.tree()
         self._signal_group(signal.SIGTERM)
-        with trio.move_on_after(grace):
-            await self._exited.wait()
-        # Always: whatever of the group outlived the leader goes too.
+        # The grace runs from the group's SIGTERM, not from after the look at the tree.
+        deadline = trio.current_time() + grace
+        await self._signal_tree(signal.SIGTERM)
+        with trio.move_on_at(deadline):
+            await self._ended.wait()
+        # Always: whatever of the tree or the group outlived the grace goes too; the tree
+        # first, while the ancestry of what left the group is intact.
+        if not self._ended.is_set():
+            await self._kill_tree()
         self._signal_group(signal.SIGKILL)
         await self._exited.wait()
+        if self._ended.is_set():
+            return
+        with trio.move_on_after(TREE_KILL_WAIT_SECONDS):
+            await self._ended.wait()
+        if not self._ended.is_set():
+            left = len(await self.tree())
+            self.problem = f"{left} process(es) of this run could not be killed"
+            self._tree_given_up = True
+            self._tree_wakeup.set()
+        await self._ended.wait()
 
     def _signal_group(self, sig: signal.Signals) -> None:
         # Only while this run still owns the group (its process or its readers are alive):

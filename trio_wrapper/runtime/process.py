@@ -8,14 +8,27 @@ readers, which stay in the agent (they are the hot path).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import signal
 import subprocess
+from collections.abc import Collection, Mapping
 
 import trio
 
-from trio_wrapper.core.errors import Refusal
+from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.spec import AgentSpec
+from trio_wrapper.runtime import proctree
+
+# The daemon's own settings (its auth token among them) never reach an agent.
+DAEMON_PREFIX = "TRIO_WRAPPER_"
+
+# The pids of agent leaders trio still waits for: the subreaper's stray reaper must never
+# collect one of those (trio's own wait would then fail).
+LEADERS: set[int] = set()
+# Spawns under way: trio forks in a worker thread, so a leader exists a moment before it
+# is in LEADERS.
+_spawning = 0
 
 
 class StdinClosed(Exception):
@@ -26,16 +39,51 @@ class StdinBlocked(Exception):
     pass
 
 
-async def spawn(spec: AgentSpec) -> tuple[trio.Process, int | None]:
+def check_request_env(env: Mapping[str, str]) -> None:
+    """A request may not set the daemon's own variables: refused, not silently dropped,
+    so that the caller learns its setting had no effect."""
+    for key in env:
+        if key.upper().startswith(DAEMON_PREFIX):
+            raise invalid_request(f"env: {key!r}: {DAEMON_PREFIX}* variables are not passed on")
+
+
+def passes(key: str, passthrough: Collection[str]) -> bool:
+    """Whether the daemon's variable ``key`` is on the allow-list (``XDG_*``-style globs)."""
+    if key.upper().startswith(DAEMON_PREFIX):
+        return False
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in passthrough)
+
+
+def child_env(
+    request_env: Mapping[str, str],
+    passthrough: Collection[str],
+    cookie: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The agent's environment: the allow-listed part of the daemon's, the request's,
+    unbuffered Python output, and the run's cookie (how its processes are found again)."""
+    base = os.environ if environ is None else environ
+    env = {key: value for key, value in base.items() if passes(key, passthrough)}
+    env.update((k, v) for k, v in request_env.items() if not k.upper().startswith(DAEMON_PREFIX))
+    env["PYTHONUNBUFFERED"] = "1"
+    if cookie is not None:
+        env[proctree.COOKIE_VAR] = cookie
+    return env
+
+
+async def spawn(
+    spec: AgentSpec, passthrough: Collection[str], cookie: str | None = None
+) -> tuple[trio.Process, int | None]:
     """Start ``spec``'s command in a new session (its own process group), never through a
     shell. Returns the process and, with ``pty``, the terminal's master side.
 
     Raises ``Refusal("spawn_failed")`` when the working directory or the executable is
     missing (or cannot be run).
     """
+    global _spawning
     if spec.cwd is not None and not await trio.Path(spec.cwd).is_dir():
         raise Refusal("spawn_failed", f"working directory {spec.cwd!r} does not exist")
-    env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1"}
+    env = child_env(spec.env, passthrough, cookie)
     master: int | None = None
     stdin: int = subprocess.PIPE if spec.stdin else subprocess.DEVNULL
     stdout: int = subprocess.PIPE
@@ -47,6 +95,7 @@ async def spawn(spec: AgentSpec) -> tuple[trio.Process, int | None]:
         stdout = stderr = slave
         if spec.stdin:
             stdin = slave
+    _spawning += 1
     try:
         process = await trio.lowlevel.open_process(
             spec.command,
@@ -57,15 +106,26 @@ async def spawn(spec: AgentSpec) -> tuple[trio.Process, int | None]:
             env=env,
             start_new_session=True,
         )
+        LEADERS.add(process.pid)
     except OSError as exc:
         if master is not None:
             os.close(master)
         reason = exc.strerror or str(exc)
         raise Refusal("spawn_failed", f"cannot start {spec.command[0]!r}: {reason}") from exc
     finally:
+        _spawning -= 1
         if slave is not None:
             os.close(slave)
     return process, master
+
+
+async def wait_leader(process: trio.Process) -> int:
+    """Wait for the leader's exit (trio reaps it), then forget it as ours to wait for."""
+    try:
+        return await process.wait()
+    finally:
+        if process.returncode is not None:
+            LEADERS.discard(process.pid)
 
 
 def child_streams(
@@ -91,7 +151,7 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 async def reap_orphan(process: trio.Process) -> None:
     """A child spawned but never registered (its files could not be created): end it."""
     signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
+    await wait_leader(process)
     for pipe in (process.stdin, process.stdout, process.stderr):
         if pipe is not None:
             await pipe.aclose()
@@ -143,3 +203,32 @@ class StdinWriter:
         """Give up the stream (to be closed by the caller); writes from now on are refused."""
         stream, self.stream = self.stream, None
         return stream
+
+
+# ---- the subreaper's strays -----------------------------------------------------------------
+
+STRAY_SWEEP_SECONDS = 5.0
+
+
+def reap_strays_now() -> list[int]:
+    """Collect the re-parented descendants that have ended (never a leader trio waits for).
+    Synchronous, in the event loop: no spawn can register a leader meanwhile."""
+    return proctree.reap(proctree.strays(LEADERS, spawning=_spawning > 0))
+
+
+async def reap_strays_forever() -> None:
+    """The subreaper's duty: a re-parented process that ends is our zombie until we
+    collect it. Woken by SIGCHLD, with a slow sweep for what a spawn made us skip. A
+    ``waitpid(-1)`` would steal trio's own results: only strays are waited for."""
+    with trio.open_signal_receiver(signal.SIGCHLD) as sigchld:
+        while True:
+            reap_strays_now()
+            with trio.move_on_after(STRAY_SWEEP_SECONDS):
+                async for _ in sigchld:
+                    break
+
+
+async def kill_strays() -> list[proctree.ProcInfo]:
+    """After every agent stopped: SIGKILL what is left of their trees (re-parented to the
+    subreaper) and reap it."""
+    return await trio.to_thread.run_sync(proctree.kill_strays, frozenset(LEADERS))

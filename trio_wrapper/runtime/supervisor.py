@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from trio_wrapper.config import Config
 from trio_wrapper.core.errors import Refusal, agent_not_found
 from trio_wrapper.core.names import check_name
 from trio_wrapper.core.spec import AgentSpec
+from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import now_local, rfc3339
 from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, load_history
+from trio_wrapper.runtime import proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.extraction import ExtractionWorker
-from trio_wrapper.runtime.process import reap_orphan, spawn
+from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
 
 
@@ -51,9 +54,21 @@ class Supervisor:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the agents' nursery until ``shutdown()`` has stopped them all."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        for files, meta in load_history(self.logs_dir):
+        # Off the event loop: an interrupted run's log files are counted.
+        for files, meta in await trio.to_thread.run_sync(load_history, self.logs_dir):
             agent = Agent.from_history(files, meta)
             self.agents.setdefault(agent.name, agent)
+        # What a daemon that died left running is reported (and killed by a DELETE).
+        interrupted = [
+            (agent, agent.mark)
+            for agent in self.agents.values()
+            if agent.status is Status.INTERRUPTED and agent.mark is not None
+        ]
+        if interrupted:
+            marks = [mark for _, mark in interrupted]
+            found = await trio.to_thread.run_sync(proctree.leftovers, marks)
+            for (agent, _), processes in zip(interrupted, found, strict=True):
+                agent.note_leftovers(processes)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.extraction_worker is not None:
@@ -101,6 +116,7 @@ class Supervisor:
         if spec.name in self._reserved or spec.name in self.agents:
             raise Refusal("agent_exists", f"an agent named {spec.name!r} already exists")
         self._check_allowed(spec.command[0])
+        check_request_env(spec.env)
         if self.live_count() + len(self._reserved) >= self.config.limits.max_agents:
             raise Refusal(
                 "too_many_agents",
@@ -112,13 +128,21 @@ class Supervisor:
             # its output would have nowhere to go.
             agent = self._new_agent(spec)
             try:
-                process, master = await spawn(spec)
+                cookie = secrets.token_hex(16)
+                process, master = await spawn(spec, self.config.agents.env_passthrough, cookie)
             except BaseException as exc:
                 agent.discard()
                 if isinstance(exc, Refusal):
                     self.failed_starts += 1
                 raise
             try:
+                # The leader is a session leader: its session (and group) id is its pid.
+                agent.mark = proctree.TreeMark(
+                    leader=process.pid,
+                    leader_start=proctree.start_ticks(process.pid),
+                    cookie=cookie,
+                    boot_id=proctree.boot_id(),
+                )
                 agent.attach(process, master)
             except BaseException:
                 agent.discard()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from trio_wrapper.core.models import (
     AgentDetail,
     AgentSummary,
+    Deleted,
     Extraction,
     MetaExtraction,
     RunMeta,
@@ -82,7 +83,20 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
     )
     if matches_limit is not None:
         out.matches = store.matches(matches_limit)
+    if agent.orphans:
+        orphans = agent.live_orphans()
+        if orphans:
+            out.orphans = orphans
     return out
+
+
+def deleted(agent: Agent) -> Deleted:
+    """The answer to a DELETE: what it did, including the leftover processes it killed
+    (those that escaped the group, or an interrupted run's)."""
+    message = "agent stopped"
+    if agent.leftovers_killed:
+        message += f"; killed {agent.leftovers_killed} leftover process(es)"
+    return Deleted(message=message, name=agent.name, status=agent.status, exit_code=agent.exit_code)
 
 
 def extraction(agent: Agent) -> Extraction:
@@ -103,6 +117,7 @@ def log_paths(agent: Agent) -> dict[str, str]:
 def run_meta(agent: Agent) -> RunMeta:
     """The meta file's content, as of now."""
     spec = agent.spec
+    mark = agent.mark
     store = agent.extraction
     return RunMeta(
         name=agent.name,
@@ -115,6 +130,10 @@ def run_meta(agent: Agent) -> RunMeta:
         pty=spec.pty,
         timeout_seconds=spec.timeout_seconds,
         pid=agent.pid,
+        pid_start_ticks=mark.leader_start if mark is not None else None,
+        session_id=mark.leader if mark is not None else None,
+        boot_id=mark.boot_id if mark is not None else None,
+        run_cookie=mark.cookie if mark is not None else None,
         started_at=rfc3339(agent.started_at),
         completed_at=rfc3339(agent.completed_at),
         duration_seconds=round(agent.duration_seconds, 3),

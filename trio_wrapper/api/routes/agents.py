@@ -84,14 +84,7 @@ def install(app: QuartTrio, state: AppState) -> None:
     async def delete_agent(name: str) -> Response:
         """Stop the agent if it runs (group SIGTERM, grace, SIGKILL), wait, unlist it."""
         agent = await supervisor.remove(name)
-        return json_response(
-            Deleted(
-                message="agent stopped",
-                name=agent.name,
-                status=agent.status,
-                exit_code=agent.exit_code,
-            )
-        )
+        return json_response(views.deleted(agent))
 
     @app.route("/api/agents/<name>/input", methods=["POST"])
     @document_request(AgentInput)
