@@ -12,7 +12,7 @@ from trio_wrapper.streaming.client import (
     Transition,
 )
 from trio_wrapper.streaming.replay import Gap
-from trio_wrapper.streaming.ring import Run
+from trio_wrapper.streaming.ring import Published
 
 S = ClientState
 T = Transition
@@ -95,7 +95,7 @@ def test_the_streams_next_step_in_each_state() -> None:
     for state, (empty, held, released) in expected.items():
         client = client_in(state)
         assert client.next_step() is empty, state
-        client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+        client.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
         assert client.next_step() is held, state
         client.released = True
         assert client.next_step() is released, state
@@ -103,7 +103,7 @@ def test_the_streams_next_step_in_each_state() -> None:
 
 def test_news_waits_for_its_release() -> None:
     client = FanoutClient(1, "a1", limit=3)
-    client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+    client.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
     assert client.next_step() is Step.HOLD
     client.released = True
     assert client.next_step() is Step.SEND
@@ -128,7 +128,7 @@ def test_wake_is_the_runtimes_business() -> None:
 def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     client = FanoutClient(1, "a1", limit=3)
     deliveries = [
-        Run.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
+        Published.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
         for first in range(1, 51, 10)
     ]  # five reads of ten lines: ids 1..50
     dropped = [client.push(d) for d in deliveries]
@@ -138,18 +138,18 @@ def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
     assert client.take() == ([], None)
     # One read larger than any event count is still delivered whole.
-    assert client.push(Run.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
+    assert client.push(Published.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
     assert client.take()[0][0].count == 5000
     # The all-agents stream counts in global ids.
     everyone = FanoutClient(2, None, limit=1)
-    everyone.push(Run.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
-    everyone.push(Run.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
+    everyone.push(Published.of_lines("a1", 1, 101, [b"z"] * 2, "stdout", 1))
+    everyone.push(Published.of_lines("a2", 1, 103, [b"z"], "stdout", 1))
     assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
 
 
 def test_an_idle_client_holds_no_buffer() -> None:
     client = FanoutClient(1, "a1", limit=3)
     assert client.batches is None
-    client.push(Run.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+    client.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
     client.take()
     assert client.batches is None

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trio_wrapper.streaming.replay import Gap, select_replay
-from trio_wrapper.streaming.ring import EventRing, Run
+from trio_wrapper.streaming.ring import EventRing, Published
 
 
 def test_run_wire_is_the_events_wires_joined() -> None:
@@ -16,14 +16,14 @@ def test_run_wire_is_the_events_wires_joined() -> None:
     from trio_wrapper.extract.found import Found
 
     lines = [b"plain", b"caf\xc3\xa9 \xff", b'q"uote\\', b""]
-    run = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
-    twin = Run.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    run = Published.of_lines("a-1", 7, 70, lines, "stderr", 3)
+    twin = Published.of_lines("a-1", 7, 70, lines, "stderr", 3)
     twin.created = run.created
     assert run.wire() == b"".join(e.wire() for e in twin.events())
     assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
     records = Found.of([Session(line_num=1, key="model", value="o3"), Metric(2, "t", 5, "tokens")])
-    run = Run.of_records("a-1", 1, 9, records)
-    twin = Run.of_records("a-1", 1, 9, records)
+    run = Published.of_records("a-1", 1, 9, records)
+    twin = Published.of_records("a-1", 1, 9, records)
     twin.created = run.created
     assert run.wire() == b"".join(e.wire() for e in twin.events())
     data = json.loads(run.wire().split(b"data: ", 1)[1].split(b"\n", 1)[0])["data"]
@@ -34,7 +34,7 @@ def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRin
     ring = EventRing(capacity)
     for start in range(first, last + 1, run_size):
         lines = [b"x"] * min(run_size, last + 1 - start)
-        ring.append(Run.of_lines("a", start, start, lines, "stdout", start))
+        ring.append(Published.of_lines("a", start, start, lines, "stdout", start))
     return ring
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from trio_wrapper.streaming.replay import Gap
-from trio_wrapper.streaming.ring import Run
+from trio_wrapper.streaming.ring import Published
 
 
 class ClientState(enum.Enum):
@@ -136,7 +136,7 @@ class FanoutClient:
         self.peer = peer  # the TCP peer, to abort a connection the server won't let go
         self.agent = agent  # None: the all-agents stream
         self.limit = limit
-        self.batches: list[Run] | None = None
+        self.batches: list[Published] | None = None
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -180,7 +180,7 @@ class FanoutClient:
 
     # ---- the buffer ----------------------------------------------------------------
 
-    def push(self, run: Run) -> int:
+    def push(self, run: Published) -> int:
         """Queue one delivery (a run, shared by every client and encoded once for all).
         Past the limit, the oldest deliveries go. Returns how many events were dropped."""
         batches = self.batches
@@ -197,7 +197,7 @@ class FanoutClient:
         self._missed += lost.count
         return lost.count
 
-    def take(self) -> tuple[list[Run], Gap | None]:
+    def take(self) -> tuple[list[Published], Gap | None]:
         """Everything buffered, and the gap before it if some was lost."""
         gap = None
         if self._missed:

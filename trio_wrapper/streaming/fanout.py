@@ -23,7 +23,7 @@ from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.client import FanoutClient, Transition
 from trio_wrapper.streaming.replay import Gap, select_replay
-from trio_wrapper.streaming.ring import EventRing, Run
+from trio_wrapper.streaming.ring import EventRing, Published
 from trio_wrapper.streaming.wire import Event
 
 C = TypeVar("C", bound=FanoutClient)
@@ -117,7 +117,7 @@ class Fanout(Generic[C]):
     ) -> None:
         channel = self._channel(agent.name)
         count = len(batch.lines)
-        run = Run.of_lines(
+        run = Published.of_lines(
             agent.name, channel.next_seq, self.next_global_seq, batch.lines, stream, first_line_num
         )
         channel.next_seq += count
@@ -135,12 +135,12 @@ class Fanout(Generic[C]):
             self.next_global_seq += 1
         self.events_total += len(events)
         if events:
-            self._deliver(channel, Run.of_events(events))
+            self._deliver(channel, Published.of_events(events))
 
     def on_records(self, agent: AgentView, found: Found, counts_by_type: Mapping[str, int]) -> None:
         channel = self._channel(agent.name)
         count = len(found)
-        run = Run.of_records(agent.name, channel.next_seq, self.next_global_seq, found)
+        run = Published.of_records(agent.name, channel.next_seq, self.next_global_seq, found)
         channel.next_seq += count
         self.next_global_seq += count
         self.events_total += count
@@ -164,7 +164,7 @@ class Fanout(Generic[C]):
                 client.move(Transition.END)
                 client.wake()
 
-    def _deliver(self, channel: AgentChannel[C], run: Run) -> None:
+    def _deliver(self, channel: AgentChannel[C], run: Published) -> None:
         # The hot path: once per read, a few attribute tests per subscriber.
         channel.ring.append(run)
         self.global_ring.append(run)

@@ -1,9 +1,11 @@
-"""Recent events, kept as runs and built into ``Event`` objects only when asked. Pure.
+"""Recent events, kept as they were published and built into ``Event`` objects only
+when asked. Pure.
 
-A run is what one publish produced: the lines of one read, or a few state/extraction
-events. Rings hold runs, so an agent writing a million lines with nobody watching costs
-one small object per read here, not one per line. Ids inside a run are consecutive, and
-consecutive runs in a ring continue each other, so a ring is one unbroken id range.
+A ``Published`` is what one publish produced: the lines of one read, or a few
+state/extraction events. Rings hold them, so an agent writing a million lines with nobody
+watching costs one small object per read here, not one per line. Ids inside one are
+consecutive, and consecutive ones in a ring continue each other, so a ring is one
+unbroken id range. ("Run", elsewhere, is one execution of an agent.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-class Run:
+class Published:
     """Consecutive events of one agent from one publish: the lines of one read, the
     records one read yielded, or a few state events. Events and their wire bytes are
     built only when someone asks, and then once for everyone."""
@@ -70,17 +72,17 @@ class Run:
     @classmethod
     def of_lines(
         cls, agent: str, seq: int, gseq: int, lines: Sequence[bytes], stream: str, line_num: int
-    ) -> Run:
+    ) -> Published:
         return cls(agent, seq, gseq, len(lines), lines=lines, stream=stream, line_num=line_num)
 
     @classmethod
-    def of_records(cls, agent: str, seq: int, gseq: int, records: Found) -> Run:
+    def of_records(cls, agent: str, seq: int, gseq: int, records: Found) -> Published:
         """Extraction records, as JSON lines: each is exactly the event's ``data`` object.
         They are split only if someone streams or replays them."""
         return cls(agent, seq, gseq, len(records), records=records)
 
     @classmethod
-    def of_events(cls, events: list[Event]) -> Run:
+    def of_events(cls, events: list[Event]) -> Published:
         first = events[0]
         return cls(first.agent, first.seq, first.global_seq, len(events), events=events)
 
@@ -185,13 +187,13 @@ class EventRing:
     def __init__(self, capacity: int, *, use_global: bool = False) -> None:
         self.capacity = capacity
         self.use_global = use_global
-        self._runs: deque[Run] = deque()
+        self._runs: deque[Published] = deque()
         self._total = 0
 
     def __len__(self) -> int:
         return min(self._total, self.capacity)
 
-    def append(self, run: Run) -> None:
+    def append(self, run: Published) -> None:
         runs = self._runs
         runs.append(run)
         self._total += run.count
