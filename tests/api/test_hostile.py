@@ -226,6 +226,20 @@ CASES = [
         "invalid_request",
         raw=b"POST /api/agents HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer \x00\r\n\r\n",
     ),
+    Case(
+        "framing-non-ascii-target",
+        400,
+        "invalid_request",
+        raw=b"GET /api/agents/caf\xc3\xa9 HTTP/1.1\r\nHost: {HOST}\r\n\r\n",
+    ),
+    Case(
+        "websocket-upgrade",
+        400,
+        "invalid_request",
+        raw=b"GET /api/health HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n",
+    ),
     # -- header injection through the path: the name comes back in the message, not a header
     Case(
         "inject-crlf-in-path",
