@@ -45,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             f"Authorization: Bearer {TOKEN}",
             "--exclude-path-regex",
             r"^/api/(events|agents/\{name\}/stream)$",
+            # Generous: on a loaded 2-core machine a first run saw two 10 s read timeouts
+            # that no retry reproduced (both requests answer 404 in milliseconds).
             "--request-timeout",
-            "10",
+            "30",
             "--max-time",
             str(TIME_LIMIT - 60),
             "--no-color",
