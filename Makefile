@@ -11,7 +11,7 @@ BSTAMP := $(VENV)/.installed-bench
 # Extra flags for `make run`, e.g. ARGS="--port 0"; the address is conf/trio_wrapper.toml's.
 ARGS   ?=
 
-.PHONY: run test lint bench lock openapi clean
+.PHONY: run test lint bench fuzz lock openapi clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/metrics.py
+
+# Not part of `make test` (minutes, not seconds): (a) schemathesis against a running daemon's
+# /openapi.json, (b) property tests with many examples (tests/fuzz, skipped without FUZZ=1).
+# The `fuzz` extra is installed over the test lock from pyproject's ranges.
+FUZZ_EXAMPLES ?= 50
+fuzz: $(TSTAMP)
+	$(PIP) install --quiet --no-build-isolation -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz.openapi --max-examples $(FUZZ_EXAMPLES)
+	FUZZ=1 $(BIN)/pytest tests/fuzz -p no:cacheprovider -q
 
 # docs/openapi.json from the app (a test fails when it differs from /openapi.json).
 openapi: $(TSTAMP)

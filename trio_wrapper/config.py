@@ -16,10 +16,13 @@ from typing import Any
 import msgspec
 
 from trio_wrapper.core.models import FORMATS
+from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, MAX_NAME_LENGTH
 from trio_wrapper.core.tomlfile import TomlFileError, read_toml
 from trio_wrapper.extract.rules import Rule, RulesError, load_rules
 
 ENV_PREFIX = "TRIO_WRAPPER_"
+TOKEN_ENV = f"{ENV_PREFIX}AUTH_TOKEN"
+MIN_HEADER_BYTES = 1024
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -96,8 +99,20 @@ class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_agents: int = 1000
     max_body_bytes: int = 1024 * 1024
+    # The request line and headers together (hypercorn's own default).
+    max_header_bytes: int = 16 * 1024
+    # Nesting of arrays and objects in a request body; no request needs more than 3.
+    max_json_depth: int = 32
+    # Agent names become directory names (at most core.names.MAX_NAME_LENGTH).
+    max_name_length: int = DEFAULT_MAX_NAME_LENGTH
     max_line_bytes: int = 64 * 1024
     read_chunk_bytes: int = 64 * 1024
+    # Extraction records one agent keeps in memory, per kind: the most ?limit= returns.
+    max_records: int = 10_000
+    # ... and for the kinds with long text (prompt, response, code_block), their JSON bytes.
+    max_record_text_bytes: int = 8 * 1024 * 1024
+    # ?tail= of an agent's log (lines).
+    max_tail_lines: int = 100_000
 
 
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -191,15 +206,34 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def token(self) -> str:
-        """The bearer token, from ``auth.token`` or the first line of ``auth.token_file``."""
+        """The bearer token, from ``auth.token`` or the first line of ``auth.token_file``;
+        "" when neither is set. A token that is set but empty is a ``ConfigError``: it
+        would otherwise turn authentication off without a word."""
         if self.auth.token:
-            return self.auth.token
+            return checked_token(self.auth.token, "auth.token")
         if self.auth.token_file:
             try:
-                return Path(self.auth.token_file).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"auth.token_file: cannot read: {exc.strerror}") from exc
+                text = Path(self.auth.token_file).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ConfigError(f"auth.token_file: cannot read: {reason}") from exc
+            first_line = text.splitlines()[0].strip() if text.strip() else ""
+            return checked_token(first_line, "auth.token_file")
         return ""
+
+
+def checked_token(token: str, where: str) -> str:
+    """``token`` if a client can send it in ``Authorization: Bearer …``; else a
+    ``ConfigError``. Such a token could never match, so it would lock every client out
+    (or, empty, have been taken for "no auth")."""
+    if not token.strip():
+        raise ConfigError(f"{where}: the token is empty (or only whitespace)")
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigError(
+            f"{where}: the token must be printable ASCII without spaces or control "
+            "characters (it travels in an HTTP header)"
+        )
+    return token
 
 
 _SECTIONS: dict[str, type[msgspec.Struct]] = {
@@ -264,7 +298,12 @@ def load_config(
     shipped = msgspec.to_builtins(_default_profiles())
     if isinstance(data.get("profiles"), dict):
         data["profiles"] = {**shipped, **data["profiles"]}
-    _merge(data, _env_overrides(os.environ if environ is None else environ))
+    environ = os.environ if environ is None else environ
+    if TOKEN_ENV in environ and not environ[TOKEN_ENV].strip():
+        # Exported but empty (e.g. from a command that printed nothing): taken for "no
+        # token" it would silently turn authentication off.
+        raise ConfigError(f"{TOKEN_ENV}: is set but empty; unset it to run without a token")
+    _merge(data, _env_overrides(environ))
     if overrides:
         _merge(data, overrides)
     try:
@@ -294,9 +333,14 @@ def validate(config: Config) -> None:
     root = server.root_path
     if root and (not root.startswith("/") or root.endswith("/")):
         raise ConfigError("server.root_path: must start with '/' and not end with '/'")
-    for key in ("max_agents", "max_body_bytes", "max_line_bytes", "read_chunk_bytes"):
-        if getattr(limits, key) < 1:
-            raise ConfigError(f"limits.{key}: must be positive")
+    for limit_field in msgspec.structs.fields(LimitsConfig):
+        if getattr(limits, limit_field.name) < 1:
+            raise ConfigError(f"limits.{limit_field.name}: must be positive")
+    if limits.max_name_length > MAX_NAME_LENGTH:
+        raise ConfigError(f"limits.max_name_length: must be at most {MAX_NAME_LENGTH}")
+    if limits.max_header_bytes < MIN_HEADER_BYTES:
+        # Below this, browsers' ordinary requests would be refused.
+        raise ConfigError(f"limits.max_header_bytes: must be at least {MIN_HEADER_BYTES}")
     for sse_field in msgspec.structs.fields(SseConfig):
         if getattr(config.sse, sse_field.name) <= 0:
             raise ConfigError(f"sse.{sse_field.name}: must be positive")
@@ -315,7 +359,8 @@ def validate(config: Config) -> None:
         )
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
-    if not is_loopback(server.host) and not config.token:
+    token = config.token  # reads auth.token_file: an empty or unreadable one is refused
+    if not is_loopback(server.host) and not token:
         raise ConfigError(
             f"server.host: refusing to bind non-loopback address {server.host!r} without "
             "auth.token (or auth.token_file / TRIO_WRAPPER_AUTH_TOKEN)"

@@ -62,6 +62,11 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.include_server_header = False
+    # A request head larger than this is refused before it is all buffered (431, made
+    # JSON by api.protocol_errors); the app checks the same limit on heads that arrive
+    # whole in one read.
+    hc.h11_max_incomplete_size = config.limits.max_header_bytes
+    hc.h2_max_header_list_size = config.limits.max_header_bytes
     return hc
 
 

@@ -319,7 +319,12 @@ async def test_token_protects_mutations(tmp_path: Path, nursery: trio.Nursery) -
         )
         assert right.status_code == 201
         await expect_error(await client.delete("/api/agents/a"), 401, "unauthorized")
-        assert (await client.delete("/api/agents/a?access_token=s3cret")).status_code == 200
+        # ?access_token= is for EventSource (the SSE routes) only.
+        await expect_error(
+            await client.delete("/api/agents/a?access_token=s3cret"), 401, "unauthorized"
+        )
+        deleted = await client.delete("/api/agents/a", headers={"Authorization": "Bearer s3cret"})
+        assert deleted.status_code == 200
     await sup.shutdown()
 
 

@@ -75,3 +75,48 @@ def test_refusals(fields: dict[str, object], code: str) -> None:
     with pytest.raises(Refusal) as info:
         resolve(**fields)
     assert info.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"env": {"A\x00B": "1"}}, "'A\\x00B'"),
+        ({"env": {"A=B": "1"}}, "'A=B'"),
+        ({"env": {"": "1"}}, "must not be empty"),
+        ({"env": {"OK": "1", "HOME": "x\x00y"}}, "'HOME'"),
+        ({"env": {"K": "\ud800"}}, "'K'"),
+        ({"env": {"\ud800": "v"}}, "surrogate"),
+        ({"cwd": "/tmp\x00/x"}, "cwd"),
+        ({"command": ["echo", "\ud800"]}, "command"),
+        ({"timeout_seconds": float("inf")}, "finite"),
+        ({"timeout_seconds": float("nan")}, "finite"),
+    ],
+)
+def test_what_the_os_cannot_take_is_a_400_naming_it(fields: dict[str, Any], needle: str) -> None:
+    """These reached subprocess before: ValueError ("embedded null byte", "illegal
+    environment variable name") or UnicodeEncodeError, each a 500."""
+    with pytest.raises(Refusal) as info:
+        resolve(**{"name": "a", "command": ["true"], **fields})
+    assert info.value.code == "invalid_request"
+    assert needle in info.value.message
+
+
+def test_a_huge_env_key_is_cut_in_the_message() -> None:
+    with pytest.raises(Refusal) as info:
+        resolve(name="a", command=["true"], env={"=" * 100_000: "1"})
+    assert len(info.value.message) < 200
+
+
+def test_a_lone_low_surrogate_is_taken_as_the_os_takes_it() -> None:
+    # surrogateescape: "\udc80" stands for the byte 0x80 (a non-UTF-8 file name).
+    assert resolve_spec(
+        AgentCreate(name="a", command=["echo", "\udc80"]), PROFILES, "auto"
+    ).command == ["echo", "\udc80"]
+
+
+def test_name_length_is_the_configured_one() -> None:
+    body = AgentCreate(name="n" * 65, command=["true"])
+    with pytest.raises(Refusal) as info:
+        resolve_spec(body, PROFILES, "auto")
+    assert info.value.code == "invalid_name" and "1 to 64" in info.value.message
+    assert resolve_spec(body, PROFILES, "auto", max_name_length=65).name == "n" * 65

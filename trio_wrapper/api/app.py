@@ -20,7 +20,9 @@ from trio_wrapper import __version__
 from trio_wrapper.api.docs_ui import install_docs_ui
 from trio_wrapper.api.guards import install_guards
 from trio_wrapper.api.handlers import install_error_handlers
+from trio_wrapper.api.logredact import install_log_redaction
 from trio_wrapper.api.openapi import DocumentedModelsProvider
+from trio_wrapper.api.protocol_errors import install_json_protocol_errors
 from trio_wrapper.api.routes import agents, health, metrics
 from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
@@ -61,6 +63,10 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     config, supervisor = state.config, state.supervisor
     app = SSEApp("trio_wrapper")
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_body_bytes
+    app.max_header_bytes = config.limits.max_header_bytes
+    # hypercorn's own HTTP/1.1 errors (bad request line, head too large) as JSON too.
+    install_json_protocol_errors()
+    install_log_redaction()
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["trio_wrapper"] = state
     QuartSchema(

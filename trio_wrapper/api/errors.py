@@ -13,6 +13,7 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     "unauthorized": 401,
     "forbidden": 403,
     "host_not_allowed": 403,
+    "origin_not_allowed": 403,
     "command_not_allowed": 403,
     "not_found": 404,
     "agent_not_found": 404,
@@ -26,6 +27,7 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     "unsupported_media_type": 415,
     "spawn_failed": 422,
     "too_many_agents": 429,
+    "headers_too_large": 431,
     "internal_error": 500,
     "logs_unwritable": 503,
     "shutting_down": 503,
@@ -41,6 +43,7 @@ CODE_OF_STATUS: Final[Mapping[int, str]] = {
     405: "method_not_allowed",
     413: "body_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
 }
 
 

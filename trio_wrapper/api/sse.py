@@ -14,6 +14,7 @@ from quart import Response, request
 from quart_schema import document_querystring, document_response
 from quart_trio import QuartTrio
 
+from trio_wrapper.api.requests import DIGITS
 from trio_wrapper.api.responses import json_response
 from trio_wrapper.api.sse_app import SSEApp, SSEConnection, SSEResponse
 from trio_wrapper.api.sse_stream import AgentLookup
@@ -42,7 +43,7 @@ def _stream_params(hub: Hub) -> tuple[int | None, int]:
     if raw_id is not None and last_event_id is None:
         raise invalid_request("Last-Event-ID must be a non-negative integer")
     raw_history = request.args.get("history", "0")
-    if not raw_history.isdigit():
+    if not DIGITS.match(raw_history):
         raise invalid_request("history must be a non-negative integer")
     history = int(raw_history)
     cap = max(hub.limits.retained_per_agent, hub.limits.retained_global)

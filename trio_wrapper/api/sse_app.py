@@ -33,6 +33,7 @@ from quart.typing import ResponseTypes
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
+from trio_wrapper.api.protocol_errors import head_refusal, send_error
 from trio_wrapper.api.sse_stream import StreamedAgent, run_stream
 from trio_wrapper.runtime.hub import Hub
 
@@ -137,9 +138,19 @@ class SSEApp(QuartTrio):
     responses (errors, 204) are sent as quart-trio would.
     """
 
+    # The largest request head served (``limits.max_header_bytes``), set by ``build_app``;
+    # a larger one is answered 431 before Quart sees it.
+    max_header_bytes: int | None = None
+
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
+        if self.max_header_bytes is not None:
+            refusal = head_refusal(scope, self.max_header_bytes)
+            if refusal is not None:
+                # Its body (if any) is not read: the connection cannot be reused.
+                await send_error(send, refusal, [(b"connection", b"close")])
+                return
         if not _is_stream_request(scope):
             await self.asgi_app(scope, receive, send)
             return

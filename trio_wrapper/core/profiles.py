@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.models import AgentCreate
-from trio_wrapper.core.names import check_name
+from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, check_name
 from trio_wrapper.core.spec import AgentSpec
 
 
@@ -26,12 +27,22 @@ class CommandProfile(Protocol):
 
 
 def resolve_spec(
-    body: AgentCreate, profiles: Mapping[str, CommandProfile], default_format: str
+    body: AgentCreate,
+    profiles: Mapping[str, CommandProfile],
+    default_format: str,
+    *,
+    max_name_length: int = DEFAULT_MAX_NAME_LENGTH,
 ) -> AgentSpec:
     """The spec a create request asks for; a ``Refusal`` says why it cannot be run."""
-    check_name(body.name)
-    if body.timeout_seconds is not None and body.timeout_seconds <= 0:
-        raise invalid_request("timeout_seconds must be positive")
+    check_name(body.name, max_length=max_name_length)
+    if body.timeout_seconds is not None and not (
+        math.isfinite(body.timeout_seconds) and body.timeout_seconds > 0
+    ):
+        # JSON's 1e400 decodes to infinity: a timer that never fires is no timeout.
+        raise invalid_request("timeout_seconds must be a positive finite number")
+    check_env(body.env)
+    if body.cwd is not None:
+        check_os_text(body.cwd, "cwd")
     fmt: str | None = body.format
     if body.profile is not None:
         if body.command is not None or body.args is not None:
@@ -56,8 +67,8 @@ def resolve_spec(
             argv = list(body.command)
     if not argv or not argv[0]:
         raise invalid_request("'command' must name an executable")
-    if any("\x00" in arg for arg in argv):
-        raise invalid_request("command arguments must not contain NUL")
+    for arg in argv:
+        check_os_text(arg, "command arguments")
     return AgentSpec(
         name=body.name,
         command=argv,
@@ -69,3 +80,33 @@ def resolve_spec(
         timeout_seconds=body.timeout_seconds,
         profile=body.profile,
     )
+
+
+def check_env(env: Mapping[str, str]) -> None:
+    """What the OS can take as an environment: ``execve`` gets ``KEY=value`` C strings, so
+    a NUL cuts them and a key with ``=`` (or none at all) would set another variable."""
+    for key, value in env.items():
+        if not key:
+            raise invalid_request("env: a variable name must not be empty")
+        if "=" in key:
+            raise invalid_request(f"env: variable name {_shown(key)} must not contain '='")
+        check_os_text(key, f"env: variable name {_shown(key)}")
+        check_os_text(value, f"env: the value of {_shown(key)}")
+
+
+def check_os_text(text: str, what: str) -> None:
+    """A ``Refusal`` naming ``what`` unless ``text`` can go to the OS as a C string: no
+    NUL (subprocess raises ValueError), and encodable as the file system encoding does it
+    (a lone surrogate is not: msgspec refuses them in JSON, but a spec may be built from
+    elsewhere)."""
+    if "\x00" in text:
+        raise invalid_request(f"{what} must not contain NUL")
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise invalid_request(f"{what} must be valid Unicode (no lone surrogates)") from None
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """``text`` quoted for an error message, cut so a huge key cannot make a huge answer."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}…"

@@ -56,7 +56,7 @@ from trio_wrapper.core.status import (
 from trio_wrapper.core.timefmt import now_local, parse_rfc3339
 from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
-from trio_wrapper.extract.store import ExtractionStore
+from trio_wrapper.extract.store import KEEP_BYTES, MAX_LIMIT, ExtractionStore
 from trio_wrapper.history.events import EventsFile
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
 from trio_wrapper.runtime import proctree
@@ -151,6 +151,8 @@ class Agent:
         stop_grace_seconds: float = 10.0,
         rules: Sequence[Rule] = (),
         worker: ExtractionWorker | None = None,
+        records_kept: int = MAX_LIMIT,
+        record_text_bytes: int = KEEP_BYTES,
     ) -> None:
         self.spec = spec
         self.files = files
@@ -182,7 +184,7 @@ class Agent:
         self._pipeline: LinePipeline | None = None
         # A past run's meta may name a format this version lacks.
         fmt = spec.format if spec.format in EXTRACTOR_FORMATS else "none"
-        self.extraction = ExtractionStore(fmt)
+        self.extraction = ExtractionStore(fmt, keep=records_kept, keep_bytes=record_text_bytes)
         self._rules = rules
         self._worker = worker
         self._extracting: ExtractionSide | None = None

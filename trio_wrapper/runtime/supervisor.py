@@ -178,6 +178,8 @@ class Supervisor:
             stop_grace_seconds=self.config.agents.stop_grace_seconds,
             rules=self.rules,
             worker=self.extraction_worker,
+            records_kept=self.config.limits.max_records,
+            record_text_bytes=self.config.limits.max_record_text_bytes,
         )
         agent.started_at = started
         try:

@@ -141,6 +141,8 @@ def parse_last_event_id(value: str | None) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 18:
+    # ASCII digits only: str.isdigit() also takes "²" (and other scripts' digits), which
+    # int() then refuses.
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         return None
     return int(value)

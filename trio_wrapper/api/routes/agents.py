@@ -25,18 +25,17 @@ from trio_wrapper.core.models import (
 )
 from trio_wrapper.core.profiles import resolve_spec
 from trio_wrapper.core.status import Status
-from trio_wrapper.extract.store import MAX_LIMIT
 from trio_wrapper.history.logtail import tail_lines
 from trio_wrapper.runtime import views
 from trio_wrapper.runtime.process import StdinBlocked, StdinClosed
 
-MAX_TAIL = 100_000
 _STATUSES = frozenset(s.value for s in Status)
 
 
 def install(app: QuartTrio, state: AppState) -> None:
     config, supervisor = state.config, state.supervisor
-    max_body = config.limits.max_body_bytes
+    limits = config.limits
+    max_body, max_depth = limits.max_body_bytes, limits.max_json_depth
 
     @app.route("/api/agents", methods=["GET"])
     @document_querystring(AgentListQuery)
@@ -60,8 +59,13 @@ def install(app: QuartTrio, state: AppState) -> None:
     @document_response(ErrorResponse, 422)
     async def create_agent() -> Response:
         """Create and start an agent. The child never runs through a shell."""
-        body = await read_json(AgentCreate, max_body)
-        spec = resolve_spec(body, config.profiles, config.agents.default_format)
+        body = await read_json(AgentCreate, max_body, max_depth)
+        spec = resolve_spec(
+            body,
+            config.profiles,
+            config.agents.default_format,
+            max_name_length=limits.max_name_length,
+        )
         agent = await supervisor.start(spec)
         return json_response(views.detail(agent), 201)
 
@@ -71,11 +75,11 @@ def install(app: QuartTrio, state: AppState) -> None:
     @document_response(ErrorResponse, 404)
     async def get_agent(name: str) -> Response:
         """One agent's detail; ``include_matches=true`` adds the most recent ``limit``
-        records of each kind (default 100, at most 10000)."""
+        records of each kind (default 100, at most ``limits.max_records``, 10000)."""
         agent = supervisor.get(name)
         query = parse_query(DetailQuery)
-        if not 1 <= query.limit <= MAX_LIMIT:
-            raise invalid_request(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 1 <= query.limit <= limits.max_records:
+            raise invalid_request(f"limit must be between 1 and {limits.max_records}")
         return json_response(views.detail(agent, query.limit if query.include_matches else None))
 
     @app.route("/api/agents/<name>", methods=["DELETE"])
@@ -93,8 +97,8 @@ def install(app: QuartTrio, state: AppState) -> None:
     async def agent_input(name: str) -> Response:
         """Write to the agent's stdin (started with ``stdin: true``), or close it."""
         agent = supervisor.get(name)
-        body = await read_json(AgentInput, max_body)
-        data = body.data.encode()
+        body = await read_json(AgentInput, max_body, max_depth)
+        data = body.data.encode()  # msgspec refuses lone surrogates: always UTF-8
         try:
             await agent.write_input(
                 data, eof=body.eof, write_timeout=config.agents.stdin_write_timeout_seconds
@@ -120,7 +124,7 @@ def install(app: QuartTrio, state: AppState) -> None:
             response = await send_file(path, mimetype="text/plain")
             response.headers["Content-Type"] = "text/plain; charset=utf-8"
             return response
-        if not 0 < query.tail <= MAX_TAIL:
-            raise invalid_request(f"tail must be between 1 and {MAX_TAIL}")
+        if not 0 < query.tail <= limits.max_tail_lines:
+            raise invalid_request(f"tail must be between 1 and {limits.max_tail_lines}")
         data = await trio.to_thread.run_sync(tail_lines, path, query.tail)
         return Response(data, content_type="text/plain; charset=utf-8")
