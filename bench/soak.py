@@ -332,6 +332,8 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)  # "METHOD route status" -> n
     errors: Counter[str] = field(default_factory=Counter)  # transport errors by kind
     unexpected: list[str] = field(default_factory=list)
+    error_details: list[str] = field(default_factory=list)
+    slowest: dict[str, float] = field(default_factory=dict)  # "METHOD route" -> seconds
     sse_connections: int = 0
     sse_bytes: int = 0
     scrapes: int = 0
@@ -369,10 +371,17 @@ class Soak:
         self, client: httpx.AsyncClient, method: str, route: str, path: str, **kw: Any
     ) -> httpx.Response | None:
         try:
+            started = trio.current_time()
             response = await client.request(method, path, **kw)
         except httpx.HTTPError as exc:
             self.tally.errors[f"{method} {route} {type(exc).__name__}"] += 1
+            self.tally.error_details.append(
+                f"{method} {path}: {exc!r} after {trio.current_time() - started:.1f} s"
+            )
             return None
+        took = trio.current_time() - started
+        key = f"{method} {route}"
+        self.tally.slowest[key] = max(self.tally.slowest.get(key, 0.0), took)
         self.tally.record(f"{method} {route}", response.status_code)
         return response
 
@@ -389,7 +398,7 @@ class Soak:
 
     async def sse_client(self, client: httpx.AsyncClient, rng: random.Random) -> None:
         while True:  # cancelled at the end of the phase; each connection bounded below
-            if self.live and rng.random() < 0.7:
+            if self.live and rng.random() < 0.85:
                 name = rng.choice(self.live)
                 route, path = "GET /api/agents/<name>/stream", f"/api/agents/{name}/stream"
             else:
@@ -466,13 +475,20 @@ class Soak:
             self.commands.add(tuple(plan.body["command"]))
             self.tally.kinds[f"{plan.kind} ({plan.body['format']})"] += 1
         pending = iter(plans)
+        skipped: set[str] = set()
 
         async def poster(nursery: trio.Nursery) -> None:
             for plan in pending:
                 r = await self.request(client, "POST", "/api/agents", "/api/agents", json=plan.body)
-                if r is None or r.status_code != 201:
-                    detail = r.text[:200] if r is not None else "transport error"
-                    raise BenchError(f"POST {plan.name}: {r and r.status_code} {detail}")
+                if r is not None and r.status_code != 201:
+                    raise BenchError(f"POST {plan.name}: {r.status_code} {r.text[:200]}")
+                if r is None:  # no answer: was it started? (counted in the transport errors)
+                    path = f"/api/agents/{plan.name}"
+                    r = await self.request(client, "GET", "/api/agents/<name>", path)
+                    if r is None or r.status_code != 200:
+                        self.tally.unexpected.append(f"POST {plan.name}: no answer, not started")
+                        skipped.add(plan.name)
+                        continue
                 self.pids.append(r.json()["pid"])
                 self.live.append(plan.name)
                 nursery.start_soon(self.drive, client, plan)
@@ -482,9 +498,9 @@ class Soak:
                 nursery.start_soon(poster, nursery)
         self.live.clear()
         problems = await trio.to_thread.run_sync(
-            lambda: [(p.name, check_log(self.logs, p)) for p in plans]
+            lambda: [(p.name, check_log(self.logs, p)) for p in plans if p.name not in skipped]
         )
-        self.tally.logs_checked += len(plans)
+        self.tally.logs_checked += len(problems)
         self.tally.log_problems += [f"{name} ({p})" for name, p in problems if p]
 
     async def checkpoint(self, label: str) -> Snapshot:
@@ -573,7 +589,16 @@ def main() -> int:
         try:
             with running_daemon(Path(tmp)) as daemon:
                 soak = Soak(args, daemon.url, daemon.pid, daemon.logs_dir)
-                trio.run(soak.run)
+                try:
+                    trio.run(soak.run)
+                except BaseExceptionGroup as group:  # the first BenchError, if any, alone
+                    bench = group.subgroup(lambda e: isinstance(e, BenchError))
+                    while isinstance(bench, BaseExceptionGroup):
+                        bench = bench.exceptions[0]
+                    if bench is None:
+                        raise
+                    raise bench from group
+                daemon_log = daemon.log
                 status = daemon.stop()
                 if status != 0:
                     raise BenchError(
@@ -584,11 +609,11 @@ def main() -> int:
                 for command in soak.commands:
                     kill_leftovers(soak.pids, command)
     elapsed = time.monotonic() - began
-    report(soak, args, elapsed)
+    report(soak, args, elapsed, daemon_log)
     return 0
 
 
-def report(soak: Soak, args: argparse.Namespace, elapsed: float) -> None:
+def report(soak: Soak, args: argparse.Namespace, elapsed: float, daemon_log: str) -> None:
     first, end = soak.snapshots["after wave 1"], soak.snapshots["end"]
     tally = soak.tally
     print()
@@ -601,8 +626,17 @@ def report(soak: Soak, args: argparse.Namespace, elapsed: float) -> None:
     print("answers: " + ", ".join(f"{k}: {n}" for k, n in sorted(tally.statuses.items())))
     if tally.errors:
         print("transport errors: " + ", ".join(f"{k}: {n}" for k, n in tally.errors.items()))
+    for line in tally.error_details[:10]:
+        print(f"transport error: {line}")
     for line in tally.unexpected[:10]:
         print(f"unexpected: {line}")
+    print("slowest answer: " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in sorted(tally.slowest.items())))  # fmt: skip
+    tracebacks = daemon_log.count("Traceback")
+    print(f"daemon stderr: {len(daemon_log.splitlines())} lines, {tracebacks} tracebacks")
+    if tracebacks:
+        at = daemon_log.index("Traceback")
+        print("first: " + daemon_log[max(0, at - 300) : at + 3000])
     for line in tally.log_problems[:10]:
         print(f"log differs: {line}")
     print()
