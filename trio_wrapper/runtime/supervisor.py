@@ -15,6 +15,7 @@ from pathlib import Path
 import trio
 
 from trio_wrapper.config import Config
+from trio_wrapper.core.descriptors import AGENT_DESCRIPTORS
 from trio_wrapper.core.errors import Refusal, agent_not_found
 from trio_wrapper.core.names import check_name
 from trio_wrapper.core.spec import AgentSpec
@@ -24,6 +25,7 @@ from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, load_history
 from trio_wrapper.runtime import proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.extraction import ExtractionWorker
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
@@ -35,8 +37,10 @@ class Supervisor:
         config: Config,
         observers: Sequence[AgentObserver] = (),
         rules: Sequence[Rule] = (),
+        descriptors: Descriptors | None = None,
     ) -> None:
         self.config = config
+        self.descriptors = descriptors
         self.rules = list(rules)
         self.logs_dir = config.logs_path
         self.observers: list[AgentObserver] = list(observers)
@@ -122,6 +126,8 @@ class Supervisor:
                 "too_many_agents",
                 f"limit of {self.config.limits.max_agents} running agents reached",
             )
+        if self.descriptors is not None:
+            self.descriptors.admit(f"agent {spec.name!r}", AGENT_DESCRIPTORS)
         self._reserved.add(spec.name)
         try:
             # The run's files first: a child is never started (and then killed) because
