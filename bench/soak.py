@@ -577,7 +577,16 @@ def main() -> int:
     )
     parser.add_argument("--clients", type=int, default=200, help="SSE clients (default 200)")
     parser.add_argument("--seed", type=int, default=15, help="random seed (default 15)")
+    parser.add_argument(
+        "--daemon-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the daemon, e.g. TRIO_WRAPPER_SSE_CLIENT_BUFFER=64 (repeatable)",
+    )
     args = parser.parse_args()
+    if any("=" not in item for item in args.daemon_env):
+        parser.error("--daemon-env takes KEY=VALUE")
     if args.waves < 2 or args.agents_per_wave < 10 or args.clients < 0 or args.minutes <= 0:
         parser.error("need --waves >= 2, --agents-per-wave >= 10, --clients >= 0, --minutes > 0")
     if not TRANSCRIPTS:
@@ -595,7 +604,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         soak: Soak | None = None
         try:
-            with running_daemon(Path(tmp)) as daemon:
+            env = dict(item.split("=", 1) for item in args.daemon_env)
+            with running_daemon(Path(tmp), env=env) as daemon:
                 soak = Soak(args, daemon.url, daemon.pid, daemon.logs_dir)
                 try:
                     trio.run(soak.run)

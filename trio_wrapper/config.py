@@ -89,6 +89,8 @@ DEFAULT_ENV_PASSTHROUGH: tuple[str, ...] = (
 
 
 class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # A cgroup (v2) per agent where the daemon can make one (runtime.cgroups).
+    cgroups: bool = True
     stop_grace_seconds: float = 10.0
     default_format: str = "auto"
     allowed_commands: list[str] = msgspec.field(default_factory=list)

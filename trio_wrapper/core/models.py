@@ -106,6 +106,16 @@ class LeftoverProcess(msgspec.Struct):
     argv0: str
 
 
+class Resources(msgspec.Struct, kw_only=True):
+    """From the run's cgroup: CPU time of all its processes, memory where the kernel's
+    memory controller is enabled for it (else null). A finished run keeps its last figures."""
+
+    cgroup: str
+    cpu_seconds: float | None
+    memory_bytes: int | None
+    memory_peak_bytes: int | None
+
+
 class AgentDetail(AgentSummary):
     command: list[str]
     cwd: str | None
@@ -124,6 +134,8 @@ class AgentDetail(AgentSummary):
     matches: dict[str, list[dict[str, Any]]] | UnsetType = UNSET
     # An interrupted run only, while some of its processes still run: DELETE kills them.
     orphans: list[LeftoverProcess] | UnsetType = UNSET
+    # Only where the run has a cgroup of its own (docs/api.md): its CPU and memory.
+    resources: Resources | UnsetType = UNSET
 
 
 class AgentList(msgspec.Struct):
@@ -210,6 +222,10 @@ class RunMeta(msgspec.Struct, kw_only=True):
     session_id: int | None = None
     boot_id: str | None = None
     run_cookie: str | None = None
+    # The run's cgroup (absent where none could be made) and its CPU and peak memory.
+    cgroup: str | None = None
+    cpu_seconds: float | None = None
+    memory_peak_bytes: int | None = None
     started_at: str | None = None
     completed_at: str | None = None
     duration_seconds: float | None = None

@@ -44,7 +44,7 @@ import msgspec
 import trio
 
 from trio_wrapper.core.lines import LineBatch
-from trio_wrapper.core.models import LeftoverProcess, RunMeta
+from trio_wrapper.core.models import LeftoverProcess, Resources, RunMeta
 from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.core.status import (
     Status,
@@ -59,7 +59,7 @@ from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import KEEP_BYTES, MAX_LIMIT, ExtractionStore
 from trio_wrapper.history.events import EventsFile
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
-from trio_wrapper.runtime import proctree
+from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import grow_pipe
@@ -215,6 +215,8 @@ class Agent:
         self._ended = trio.Event()
         self._tree_wakeup = trio.Event()
         self._tree_given_up = False
+        # The run's cgroup's last figures, read when the run ended (or from its meta file).
+        self.final_usage: cgroups.Usage | None = None
 
     # ---- construction -------------------------------------------------------------
 
@@ -245,7 +247,10 @@ class Agent:
                 leader_start=meta.pid_start_ticks,
                 cookie=meta.run_cookie,
                 boot_id=meta.boot_id,
+                cgroup=meta.cgroup,
             )
+        if meta.cgroup is not None:
+            agent.final_usage = cgroups.Usage(meta.cpu_seconds, None, meta.memory_peak_bytes)
         agent.started_at = parse_rfc3339(meta.started_at) or agent.started_at
         agent.completed_at = parse_rfc3339(meta.completed_at)
         agent.exit_code = meta.exit_code
@@ -473,6 +478,7 @@ class Agent:
                 self._fail("extraction", exc)
             with trio.CancelScope(shield=True):
                 await self._release()
+            self._leave_cgroup()
             if not self.status.is_terminal:
                 self._finish()
             self._write_meta()
@@ -733,6 +739,32 @@ class Agent:
         if process.returncode is None:
             await wait_leader(process)
 
+    def resources(self) -> Resources | None:
+        """CPU and memory from the run's cgroup (live), or its last figures (ended)."""
+        path = self.mark.cgroup if self.mark is not None else None
+        if path is None:
+            return None
+        usage = self.final_usage if self._done.is_set() else cgroups.usage(path)
+        if usage is None:
+            return None
+        return Resources(
+            cgroup=path,
+            cpu_seconds=usage.cpu_seconds,
+            memory_bytes=None if self._done.is_set() else usage.memory_bytes,
+            memory_peak_bytes=usage.memory_peak_bytes,
+        )
+
+    def _leave_cgroup(self) -> None:
+        """The run's end: its cgroup's last figures kept, the cgroup removed (left in
+        place, and found again, while a process of the run could not be killed)."""
+        path = self.mark.cgroup if self.mark is not None else None
+        if path is None:
+            return
+        usage = cgroups.usage(path)
+        if usage.cpu_seconds is not None or self.final_usage is None:
+            self.final_usage = usage
+        cgroups.remove(path)
+
     def live_orphans(self) -> list[LeftoverProcess]:
         """The processes of an interrupted run found at start that still run."""
         return [
@@ -754,6 +786,7 @@ class Agent:
         if self.mark is None or self.status is not Status.INTERRUPTED:
             return
         killed = await self._kill_tree()
+        self._leave_cgroup()
         self.orphans = []
         if killed:
             self.problem = f"killed {len(killed)} leftover process(es) of this run"

@@ -12,7 +12,7 @@ import fnmatch
 import os
 import signal
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import trio
 
@@ -71,11 +71,26 @@ def child_env(
     return env
 
 
+def _join_cgroup(procs_fd: int) -> Callable[[], None]:
+    """Run in the child between fork and exec: it enters its cgroup before it can start
+    anything. Only a write to a descriptor opened by the parent: no import, no lock."""
+
+    def join() -> None:
+        with contextlib.suppress(OSError):  # the run goes on without (tracked by proctree)
+            os.write(procs_fd, b"0")
+
+    return join
+
+
 async def spawn(
-    spec: AgentSpec, passthrough: Collection[str], cookie: str | None = None
+    spec: AgentSpec,
+    passthrough: Collection[str],
+    cookie: str | None = None,
+    cgroup_procs: int | None = None,
 ) -> tuple[trio.Process, int | None]:
     """Start ``spec``'s command in a new session (its own process group), never through a
     shell. Returns the process and, with ``pty``, the terminal's master side.
+    ``cgroup_procs``: an open ``cgroup.procs`` the child writes itself into before its exec.
 
     Raises ``Refusal("spawn_failed")`` when the working directory or the executable is
     missing (or cannot be run).
@@ -105,6 +120,7 @@ async def spawn(
             cwd=spec.cwd,
             env=env,
             start_new_session=True,
+            preexec_fn=None if cgroup_procs is None else _join_cgroup(cgroup_procs),
         )
         LEADERS.add(process.pid)
     except OSError as exc:

@@ -10,7 +10,8 @@ run's (its :class:`TreeMark`) when, started no earlier than the leader, it is
 - marked with the run's cookie: ``TW_RUN_COOKIE=<random>`` is put in the leader's
   environment and inherited by everything it starts unless a program clears or replaces
   its environment (the technique of Jenkins' ProcessTreeKiller),
-- or a descendant (by parent pid) of any of those.
+- or a descendant (by parent pid) of any of those,
+- or, where the daemon could make one, in the run's own cgroup (``runtime.cgroups``).
 
 What still escapes is in docs/decisions.md. Every function here is synchronous and reads
 ``/proc`` (a few syscalls per process): callers run them in a worker thread.
@@ -25,6 +26,8 @@ import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from trio_wrapper.runtime import cgroups
 
 PROC = Path("/proc")
 # Inherited by all the leader starts; not TRIO_WRAPPER_*: nothing of the daemon's own
@@ -60,6 +63,9 @@ class TreeMark:
     leader_start: int | None = None
     cookie: str | None = None
     boot_id: str | None = None
+    # The run's own cgroup (runtime.cgroups), where the daemon could make one: what is in
+    # it is the run's, whatever its session, parent or environment.
+    cgroup: str | None = None
 
 
 def read_stat(pid: int) -> ProcInfo | None:
@@ -174,6 +180,11 @@ def members(
             )
         ):
             found[info.pid] = info
+    if mark.cgroup is not None:
+        for pid in cgroups.members(mark.cgroup):
+            member = procs.get(pid)
+            if member is not None and not member.dead and pid != me:
+                found[pid] = member
     if found:
         children: dict[int, list[ProcInfo]] = {}
         for info in procs.values():
@@ -218,6 +229,10 @@ def kill_tree(
     """SIGKILL the run's processes until a scan finds none (or ``rounds`` scans were not
     enough: a process in uninterruptible sleep dies when it wakes). The processes killed."""
     killed: dict[tuple[int, int], ProcInfo] = {}
+    if mark.cgroup is not None and (mark.boot_id is None or mark.boot_id == boot_id()):
+        seen = members(mark, other_sessions=other_sessions, known=known)
+        cgroups.kill(mark.cgroup)  # all at once: nothing in it can fork away meanwhile
+        killed.update(((info.pid, info.start), info) for info in seen)
     for _ in range(rounds):
         live = members(mark, other_sessions=other_sessions, known=known)
         if not live:

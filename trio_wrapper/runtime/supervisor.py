@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import trio
 
 from trio_wrapper.config import Config
+from trio_wrapper.core.cgroups import agent_cgroup_name
 from trio_wrapper.core.descriptors import AGENT_DESCRIPTORS
 from trio_wrapper.core.errors import Refusal, agent_not_found
 from trio_wrapper.core.names import check_name
@@ -23,12 +26,14 @@ from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import now_local, rfc3339
 from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, load_history
-from trio_wrapper.runtime import proctree
+from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.extraction import ExtractionWorker
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
+
+log = logging.getLogger(__name__)
 
 
 class Supervisor:
@@ -52,12 +57,17 @@ class Supervisor:
         self._closing = False
         self._closed = trio.Event()
         self.extraction_worker = ExtractionWorker(self.rules) if config.extraction.worker else None
+        self.cgroups: cgroups.AgentCgroups | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the agents' nursery until ``shutdown()`` has stopped them all."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.agents.cgroups:
+            self.cgroups, why_not = cgroups.AgentCgroups.make()
+            if self.cgroups is None:
+                log.info("agents run without a cgroup of their own: %s", why_not)
         # Off the event loop: an interrupted run's log files are counted.
         for files, meta in await trio.to_thread.run_sync(load_history, self.logs_dir):
             agent = Agent.from_history(files, meta)
@@ -91,6 +101,8 @@ class Supervisor:
             for agent in list(self.agents.values()):
                 if agent.is_live:
                     nursery.start_soon(agent.stop, grace, "shutdown")
+        if self.cgroups is not None:
+            self.cgroups.close()
         self._closed.set()
 
     # ---- queries --------------------------------------------------------------------
@@ -133,14 +145,23 @@ class Supervisor:
             # The run's files first: a child is never started (and then killed) because
             # its output would have nowhere to go.
             agent = self._new_agent(spec)
+            cookie = secrets.token_hex(16)
+            cgroup = self._new_cgroup(agent, cookie)
+            procs = cgroups.open_procs(cgroup) if cgroup is not None else None
             try:
-                cookie = secrets.token_hex(16)
-                process, master = await spawn(spec, self.config.agents.env_passthrough, cookie)
+                process, master = await spawn(
+                    spec, self.config.agents.env_passthrough, cookie, cgroup_procs=procs
+                )
             except BaseException as exc:
                 agent.discard()
+                if cgroup is not None:
+                    cgroups.remove(cgroup)
                 if isinstance(exc, Refusal):
                     self.failed_starts += 1
                 raise
+            finally:
+                if procs is not None:
+                    os.close(procs)
             try:
                 # The leader is a session leader: its session (and group) id is its pid.
                 agent.mark = proctree.TreeMark(
@@ -148,6 +169,7 @@ class Supervisor:
                     leader_start=proctree.start_ticks(process.pid),
                     cookie=cookie,
                     boot_id=proctree.boot_id(),
+                    cgroup=str(cgroup) if cgroup is not None else None,
                 )
                 agent.attach(process, master)
             except BaseException:
@@ -165,6 +187,13 @@ class Supervisor:
             return agent
         finally:
             self._reserved.discard(spec.name)
+
+    def _new_cgroup(self, agent: Agent, cookie: str) -> Path | None:
+        """The run's own cgroup, where one can be made; its first process enters it
+        before its exec."""
+        if self.cgroups is None:
+            return None
+        return self.cgroups.create(agent_cgroup_name(agent.name, agent.files.stamp, cookie))
 
     def _new_agent(self, spec: AgentSpec) -> Agent:
         """An agent with its files made and open; ``logs_unwritable`` (nothing left on

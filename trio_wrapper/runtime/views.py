@@ -87,6 +87,9 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
         orphans = agent.live_orphans()
         if orphans:
             out.orphans = orphans
+    resources = agent.resources()
+    if resources is not None:
+        out.resources = resources
     return out
 
 
@@ -134,6 +137,9 @@ def run_meta(agent: Agent) -> RunMeta:
         session_id=mark.leader if mark is not None else None,
         boot_id=mark.boot_id if mark is not None else None,
         run_cookie=mark.cookie if mark is not None else None,
+        cgroup=mark.cgroup if mark is not None else None,
+        cpu_seconds=agent.final_usage.cpu_seconds if agent.final_usage else None,
+        memory_peak_bytes=agent.final_usage.memory_peak_bytes if agent.final_usage else None,
         started_at=rfc3339(agent.started_at),
         completed_at=rfc3339(agent.completed_at),
         duration_seconds=round(agent.duration_seconds, 3),
