@@ -131,8 +131,8 @@ def test_a_past_run_is_the_same_after_a_daemon_restart(tmp_path: Path) -> None:
             kinds = [kind for _, kind, _ in history]
             assert kinds.count("extraction") > 10 and kinds[-1] == "complete"
             # Numbered in file order, the end last: a client that saw it is told 204.
-            numbers = [number for number, _, _ in history]
-            assert numbers == sorted(numbers)
+            numbers = [number or 0 for number, _, _ in history]
+            assert numbers == sorted(numbers) and numbers[0] > 0
             seen = http.get("/api/agents/hist/stream", headers={"Last-Event-ID": str(numbers[-1])})
             assert seen.status_code == 204
             resumed = sse(http, f"/api/agents/hist/stream?last_event_id={numbers[-3]}")
