@@ -38,6 +38,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     forwarded_hops: int = 0
     graceful_timeout_seconds: float = 3.0
     allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    # The listen queue (hypercorn's default, 100, overflowed under 200 reconnecting clients).
+    backlog: int = 1024
 
 
 # What of the daemon's environment an agent gets (then the request's env on top). The
@@ -113,6 +115,9 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_record_text_bytes: int = 8 * 1024 * 1024
     # ?tail= of an agent's log (lines).
     max_tail_lines: int = 100_000
+    # File descriptors kept free: new agents and SSE clients are refused (503
+    # too_many_open_files) before the open-file limit leaves fewer than this.
+    fd_reserve: int = 64
 
 
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -328,6 +333,8 @@ def validate(config: Config) -> None:
     server, limits, agents = config.server, config.limits, config.agents
     if not 0 <= server.port <= 65535:
         raise ConfigError("server.port: must be between 0 and 65535")
+    if server.backlog < 1:
+        raise ConfigError("server.backlog: must be positive")
     if server.forwarded_hops < 0:
         raise ConfigError("server.forwarded_hops: must not be negative")
     root = server.root_path

@@ -31,6 +31,7 @@ from trio_wrapper.api.sse import TRANSPORT_PEER
 from trio_wrapper.config import Config
 from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.heap import keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
@@ -59,6 +60,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     hc.bind = [f"[{host}]:{config.server.port}" if ":" in host else f"{host}:{config.server.port}"]
     hc.root_path = config.server.root_path
     hc.graceful_timeout = config.server.graceful_timeout_seconds
+    hc.backlog = config.server.backlog
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.include_server_header = False
@@ -123,9 +125,10 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         with reaper:
             await reap_strays_forever()
 
-    hub = Hub(hub_limits(config))
-    supervisor = Supervisor(config, observers=[hub], rules=rules)
-    lifecycle = Lifecycle(hub, supervisor)
+    descriptors = Descriptors(config.limits.fd_reserve)
+    hub = Hub(hub_limits(config), descriptors)
+    supervisor = Supervisor(config, observers=[hub], rules=rules, descriptors=descriptors)
+    lifecycle = Lifecycle(hub, supervisor, descriptors)
     asgi = served_app(create_app(config, supervisor, hub), config)
     stop_serving = trio.Event()
     server_done = trio.Event()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.daemon import running_daemon
 from tests.helpers import REPO
 from trio_wrapper.cli import logs_dir_problem
 from trio_wrapper.daemon import first_leaf
@@ -89,3 +93,23 @@ def test_first_leaf_looks_inside_groups() -> None:
     group = BaseExceptionGroup("outer", [ValueError("x"), ExceptionGroup("in", [inner])])
     assert first_leaf(group, OSError) is inner
     assert first_leaf(ValueError("x"), OSError) is None
+
+
+def test_the_listen_queue_is_the_configured_backlog(tmp_path: Path) -> None:
+    """hypercorn's default queue (100) overflowed under 200 reconnecting clients: connects
+    timed out and were reset. The kernel shows a listener's backlog as its Send-Q."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("ss (iproute2) is not installed: cannot read the listen queue")
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    wanted = min(777, somaxconn)
+    with running_daemon(tmp_path, env={"TRIO_WRAPPER_SERVER_BACKLOG": "777"}) as daemon:
+        shown = subprocess.run(
+            [ss, "-ltnH", f"sport = :{daemon.port}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split()
+    assert shown[0] == "LISTEN", shown
+    assert int(shown[2]) == wanted, shown

@@ -28,6 +28,7 @@ from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
 from trio_wrapper.config import Config, load_config
 from trio_wrapper.metrics import MetricsModel
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.supervisor import Supervisor
@@ -46,14 +47,18 @@ def create_app(
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
     owns_supervisor, owns_hub = supervisor is None, hub is None
+    # The daemon's parts share the daemon's budget; parts made here share one of their own.
+    descriptors = Descriptors(config.limits.fd_reserve) if owns_supervisor and owns_hub else None
     if supervisor is None:
-        supervisor = Supervisor(config, rules=config.rules())
+        supervisor = Supervisor(config, rules=config.rules(), descriptors=descriptors)
     if hub is None:
-        hub = Hub(hub_limits(config))
+        hub = Hub(hub_limits(config), descriptors)
         supervisor.observers.append(hub)
     app = build_app(AppState(config, supervisor), hub)
     if owns_hub or owns_supervisor:
-        owned = Lifecycle(hub if owns_hub else None, supervisor if owns_supervisor else None)
+        owned = Lifecycle(
+            hub if owns_hub else None, supervisor if owns_supervisor else None, descriptors
+        )
         _serve_within(app, owned)
     return app
 

@@ -34,6 +34,7 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     "logs_unwritable": 503,
     "shutting_down": 503,
     "too_many_clients": 503,
+    "too_many_open_files": 503,
 }
 
 # werkzeug's HTTP errors (routing, methods, body size) get the code of their status.

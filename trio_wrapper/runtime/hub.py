@@ -18,10 +18,12 @@ from typing import Any
 import trio
 
 from trio_wrapper.config import SseConfig
+from trio_wrapper.core.descriptors import CLIENT_DESCRIPTORS
 from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
-from trio_wrapper.streaming.fanout import Fanout
+from trio_wrapper.streaming.fanout import Fanout, Subscription
 
 PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
 
@@ -151,8 +153,11 @@ class Hub(Fanout[Client]):
 
     limits: HubLimits
 
-    def __init__(self, limits: HubLimits | None = None) -> None:
+    def __init__(
+        self, limits: HubLimits | None = None, descriptors: Descriptors | None = None
+    ) -> None:
         super().__init__(limits or HubLimits(), Client)
+        self.descriptors = descriptors
         self._closed = trio.Event()
         self._flusher: trio.lowlevel.Task | None = None  # waiting for the first news
         self._flushing = False  # ``run`` started the flusher; without it, no delay
@@ -196,6 +201,23 @@ class Hub(Fanout[Client]):
             trio.lowlevel.reschedule(task)
 
     # ---- subscribing ------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        agent_name: str | None,
+        last_event_id: int | None,
+        history: int,
+        *,
+        agent_live: bool = True,
+        peer: tuple[str, int] | None = None,
+    ) -> Subscription[Client]:
+        """The fan-out's subscribe, refused first (``too_many_open_files``) when the
+        daemon is short of descriptors."""
+        if self.descriptors is not None and not self.closing:
+            self.descriptors.admit("SSE client", CLIENT_DESCRIPTORS)
+        return super().subscribe(
+            agent_name, last_event_id, history, agent_live=agent_live, peer=peer
+        )
 
     def unsubscribe(self, client: Client) -> None:
         super().unsubscribe(client)

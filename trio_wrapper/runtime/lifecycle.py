@@ -4,7 +4,8 @@ Both ways of serving use it: ``daemon.serve`` (the root nursery, with hypercorn 
 and the no-argument ``api.app.create_app()`` for a plain ``hypercorn -k trio`` (the
 app's nursery, from ``before_serving`` / ``after_serving``).
 
-Start: the hub's timers, then the supervisor (history loaded, agents' nursery open).
+Start: the descriptor sampler, the hub's timers, then the supervisor (history loaded,
+agents' nursery open).
 Stop: the streams end first (each gets a ``shutdown`` event, or it would hold the HTTP
 server's graceful stop for its whole timeout), then the server is told to stop taking
 requests, then every agent is stopped (group SIGTERM, grace, SIGKILL).
@@ -17,6 +18,7 @@ from collections.abc import Callable
 import trio
 
 from trio_wrapper.config import Config
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.hub import Hub, HubLimits
 from trio_wrapper.runtime.supervisor import Supervisor
 
@@ -32,12 +34,20 @@ class Lifecycle:
     is built over its parts), who starts and stops it.
     """
 
-    def __init__(self, hub: Hub | None, supervisor: Supervisor | None) -> None:
+    def __init__(
+        self,
+        hub: Hub | None,
+        supervisor: Supervisor | None,
+        descriptors: Descriptors | None = None,
+    ) -> None:
         self.hub = hub
         self.supervisor = supervisor
+        self.descriptors = descriptors
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the owned parts as tasks of ``nursery``; return once they are up."""
+        if self.descriptors is not None:
+            await nursery.start(self.descriptors.run)
         if self.hub is not None:
             await nursery.start(self.hub.run)
         if self.supervisor is not None:
@@ -52,3 +62,5 @@ class Lifecycle:
             stop_serving()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.descriptors is not None:
+            self.descriptors.close()

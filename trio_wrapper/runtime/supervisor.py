@@ -15,6 +15,7 @@ from pathlib import Path
 import trio
 
 from trio_wrapper.config import Config
+from trio_wrapper.core.descriptors import AGENT_DESCRIPTORS
 from trio_wrapper.core.errors import Refusal, agent_not_found
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.names import check_name
@@ -25,6 +26,7 @@ from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, list_runs, load_history, read_run
 from trio_wrapper.runtime import proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
+from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.extraction import ExtractionWorker
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
@@ -36,8 +38,10 @@ class Supervisor:
         config: Config,
         observers: Sequence[AgentObserver] = (),
         rules: Sequence[Rule] = (),
+        descriptors: Descriptors | None = None,
     ) -> None:
         self.config = config
+        self.descriptors = descriptors
         self.rules = list(rules)
         self.logs_dir = config.logs_path
         self.observers: list[AgentObserver] = list(observers)
@@ -158,21 +162,23 @@ class Supervisor:
             raise name_taken(spec.name, self.agents.get(spec.name))
         self._check_allowed(spec.command[0])
         check_request_env(spec.env)
-        self._check_room(0)
+        self._check_room(spec.name, 0)
         self._reserved.add(spec.name)
         try:
             return await self._launch(spec)
         finally:
             self._reserved.discard(spec.name)
 
-    def _check_room(self, own: int) -> None:
+    def _check_room(self, name: str, own: int) -> None:
         """``too_many_agents`` unless one more run fits (``own``: reservations that are
-        the caller's, already counted)."""
+        the caller's, already counted); ``too_many_open_files`` unless its descriptors do."""
         if self.live_count() + len(self._reserved) - own >= self.config.limits.max_agents:
             raise Refusal(
                 "too_many_agents",
                 f"limit of {self.config.limits.max_agents} running agents reached",
             )
+        if self.descriptors is not None:
+            self.descriptors.admit(f"agent {name!r}", AGENT_DESCRIPTORS)
 
     async def _launch(self, spec: AgentSpec, replacing: Agent | None = None) -> Agent:
         """Spawn a reserved name's new run and list it (in place of ``replacing``)."""
@@ -277,7 +283,7 @@ class Supervisor:
                 raise agent_not_found(name)  # DELETEd while it stopped
             if self._closing:
                 raise Refusal("shutting_down", "the daemon is shutting down")
-            self._check_room(1)
+            self._check_room(name, 1)
             return await self._launch(spec, replacing=old)
         finally:
             self._reserved.discard(name)
