@@ -45,7 +45,7 @@ SSE_HEADERS = {
 # The stream routes (``api.sse``), by the end of the path: a root path or an absolute URI
 # may come before. Quart still does the routing; this only picks the requests it does
 # without a nursery.
-STREAM_PATH = re.compile(r"/api/(?:agents/[^/]+/stream|events)\Z")
+STREAM_PATH = re.compile(r"/api/(?:agents/[^/]+/(?:runs/[^/]+/)?stream|events)\Z")
 STREAM_METHODS = frozenset({"GET", "HEAD"})
 
 

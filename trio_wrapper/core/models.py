@@ -136,6 +136,8 @@ class AgentDetail(AgentSummary):
     orphans: list[LeftoverProcess] | UnsetType = UNSET
     # Only where the run has a cgroup of its own (docs/api.md): its CPU and memory.
     resources: Resources | UnsetType = UNSET
+    # The run shown: "<name>/<stamp>" (its files' stamp), for /api/agents/<name>/runs/<stamp>.
+    run_id: str = ""
 
 
 class AgentList(msgspec.Struct):
@@ -161,16 +163,71 @@ class Deleted(msgspec.Struct):
     exit_code: int | None
 
 
+class Stopped(Deleted):
+    """The answer to ``POST /api/agents/<name>/stop`` (the agent stays listed)."""
+
+
+class DeletedMany(msgspec.Struct):
+    """The answer to ``DELETE /api/agents?status=…``: each agent it stopped and unlisted."""
+
+    deleted: list[Deleted]
+    count: int
+
+
+class ForceQuery(msgspec.Struct, kw_only=True):
+    """``force=true``: no grace (SIGTERM and SIGKILL at once), also for a stop already
+    waiting out its grace."""
+
+    force: bool = False
+
+
+class DeleteManyQuery(msgspec.Struct, kw_only=True):
+    """``status``: one status or several, comma-separated (required)."""
+
+    status: str | None = None
+    force: bool = False
+
+
+class RunSummary(msgspec.Struct):
+    """One run of a name (``GET /api/agents/<name>/runs``)."""
+
+    id: str  # "<name>/<stamp>"
+    name: str
+    stamp: str
+    # The run ``GET /api/agents/<name>`` shows (not DELETEd, the newest of the name).
+    listed: bool
+    status: Status
+    started_at: str
+    completed_at: str | None
+    duration_seconds: float
+    exit_code: int | None
+    signal: str | None
+    stop_reason: str | None
+    error: str | None
+    bytes_processed: int
+    streams: dict[str, StreamFigures]
+    extraction: Extraction
+    # Token and cost figures of the run when known; null otherwise.
+    usage: dict[str, Any] | None = None
+
+
+class RunList(msgspec.Struct):
+    name: str
+    runs: list[RunSummary]
+    count: int
+
+
 class InputAccepted(msgspec.Struct):
     written: int
     eof: bool
 
 
 class StreamQuery(msgspec.Struct, kw_only=True):
-    """Stream resume: ``history`` replays the last N retained events on connect;
-    ``last_event_id`` (or the ``Last-Event-ID`` header) replays what came after it."""
+    """Stream resume: ``history`` replays the last N retained events on connect (``all``:
+    every one retained); ``last_event_id`` (or the ``Last-Event-ID`` header) replays what
+    came after it."""
 
-    history: int = 0
+    history: int | Literal["all"] = 0
     last_event_id: int | None = None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +25,8 @@ from trio_wrapper.core.timefmt import log_stamp, parse_rfc3339
 
 STREAMS = ("stdout", "stderr")
 COUNT_CHUNK = 1024 * 1024
-
-STREAMS = ("stdout", "stderr")
+# A run's stamp: its start time, and ``-N`` for the Nth run started in that second.
+STAMP_RE = re.compile(r"(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})(?:-(\d{1,4}))?\Z")
 
 _meta_encoder = msgspec.json.Encoder()
 _meta_decoder = msgspec.json.Decoder(RunMeta, strict=False)  # "3" reads as 3
@@ -223,4 +224,64 @@ def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:
                     files.write_meta(meta)
         if newest is not None:
             found.append((newest[1], newest[2]))
+    return found
+
+
+def stamp_key(stamp: str) -> tuple[str, int]:
+    """How runs of one name are ordered: by start second, then by ``-N``."""
+    match = STAMP_RE.match(stamp)
+    if match is None:
+        return (stamp, 0)
+    return (match.group(1), int(match.group(2) or 1))
+
+
+def agent_directory(logs_dir: Path, name: str) -> Path:
+    return logs_dir / "agents" / name
+
+
+def _as_found(files: RunFiles, meta: RunMeta, live_stamp: str | None) -> RunMeta:
+    """A run whose meta says it still runs, but that is not this daemon's live run, was
+    cut short (its daemon died): shown as ``interrupted`` with what its logs hold. The
+    file is not rewritten here (the daemon's start does that)."""
+    if files.stamp != live_stamp and meta.status in (
+        Status.STARTING,
+        Status.RUNNING,
+        Status.STOPPING,
+    ):
+        meta.status = Status.INTERRUPTED.value
+        count_interrupted(files, meta)
+    return meta
+
+
+def read_run(
+    logs_dir: Path, name: str, stamp: str, live_stamp: str | None = None
+) -> tuple[RunFiles, RunMeta] | None:
+    """One run of ``name`` from its meta file, or None (no such run, a reservation, a
+    damaged file). DELETEd runs are found too. Blocking: run it in a worker thread."""
+    if STAMP_RE.match(stamp) is None:
+        return None
+    files = RunFiles(agent_directory(logs_dir, name), stamp)
+    meta = files.read_meta()
+    if meta is None or meta.status is msgspec.UNSET:
+        return None
+    return files, _as_found(files, meta, live_stamp)
+
+
+def list_runs(
+    logs_dir: Path, name: str, live_stamp: str | None = None
+) -> list[tuple[RunFiles, RunMeta]]:
+    """Every run of ``name`` on disk, newest first, DELETEd ones included (DELETE unlists,
+    it does not erase). ``live_stamp``: this daemon's live run of the name, whose meta may
+    still say ``running``. Blocking: run it in a worker thread."""
+    directory = agent_directory(logs_dir, name)
+    try:
+        paths = list(directory.glob("*-meta.json"))
+    except OSError:
+        return []
+    stamps = [path.name.removesuffix("-meta.json") for path in paths]
+    found = []
+    for stamp in sorted((s for s in stamps if STAMP_RE.match(s)), key=stamp_key, reverse=True):
+        run = read_run(logs_dir, name, stamp, live_stamp)
+        if run is not None:
+            found.append(run)
     return found

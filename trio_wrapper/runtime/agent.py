@@ -57,7 +57,7 @@ from trio_wrapper.core.timefmt import now_local, parse_rfc3339
 from trio_wrapper.extract import EXTRACTOR_FORMATS, Rule
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.store import KEEP_BYTES, MAX_LIMIT, ExtractionStore
-from trio_wrapper.history.events import EventsFile
+from trio_wrapper.history.events import EventsFile, read_records
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
 from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
@@ -185,6 +185,10 @@ class Agent:
         # A past run's meta may name a format this version lacks.
         fmt = spec.format if spec.format in EXTRACTOR_FORMATS else "none"
         self.extraction = ExtractionStore(fmt, keep=records_kept, keep_bytes=record_text_bytes)
+        self._records_kept = records_kept
+        self._text_bytes = record_text_bytes
+        self._records_on_disk = False
+        self._records_lock = trio.Lock()
         self._rules = rules
         self._worker = worker
         self._extracting: ExtractionSide | None = None
@@ -221,8 +225,18 @@ class Agent:
     # ---- construction -------------------------------------------------------------
 
     @classmethod
-    def from_history(cls, files: RunFiles, meta: RunMeta | Mapping[str, object]) -> Agent:
-        """A past run read back from its meta file: listed, inspectable, not running."""
+    def from_history(
+        cls,
+        files: RunFiles,
+        meta: RunMeta | Mapping[str, object],
+        *,
+        records_kept: int = MAX_LIMIT,
+        record_text_bytes: int = KEEP_BYTES,
+    ) -> Agent:
+        """A past run read back from its meta file: listed, inspectable, not running.
+
+        Its counts are the meta file's; its records stay in its events file until someone
+        asks for them (``load_records``): a start reads no events file."""
         if not isinstance(meta, RunMeta):
             meta = msgspec.convert(meta, RunMeta, strict=False)
         spec = AgentSpec(
@@ -235,7 +249,8 @@ class Agent:
             timeout_seconds=meta.timeout_seconds,
             profile=meta.profile,
         )
-        agent = cls(spec, files)
+        agent = cls(spec, files, records_kept=records_kept, record_text_bytes=record_text_bytes)
+        agent._records_on_disk = True
         try:
             agent.status = Status(str(meta.status))
         except ValueError:
@@ -263,8 +278,7 @@ class Agent:
             stats.lost_bytes = meta.lost_bytes.get(stream, 0)
             stats.unprocessed_bytes = meta.unprocessed_bytes.get(stream, 0)
         agent.line_num = meta.total_lines
-        agent.extraction.counts = dict(meta.extraction.matches_by_type)
-        agent.extraction.total = meta.extraction.total_matches
+        agent._set_counts(agent.extraction, meta)
         duration = meta.duration_seconds
         if duration is not None:
             agent._ended_mono = agent._started_mono + duration
@@ -274,6 +288,39 @@ class Agent:
         agent._ended.set()
         agent._done.set()
         return agent
+
+    def _set_counts(self, store: ExtractionStore, meta: RunMeta) -> None:
+        """The meta file's extraction figures: exact for the whole run, whatever part of
+        its records the store keeps."""
+        store.counts = dict(meta.extraction.matches_by_type)
+        store.total = meta.extraction.total_matches
+        store.in_code_block = meta.extraction.in_code_block
+        if meta.extraction.format in EXTRACTOR_FORMATS:
+            store.format = meta.extraction.format  # what ``auto`` detected
+
+    @property
+    def records_on_disk(self) -> bool:
+        """A past run whose records are still only in its events file."""
+        return self._records_on_disk
+
+    async def load_records(self) -> None:
+        """A past run's records, read from its events file in a worker thread the first
+        time they are asked for (``include_matches``), kept within the store's window
+        (``limits.max_records`` of each type). Counts stay the meta file's."""
+        if not self._records_on_disk:
+            return
+        async with self._records_lock:
+            if not self._records_on_disk:
+                return
+            old = self.extraction
+            store = ExtractionStore(
+                old.format, keep=self._records_kept, keep_bytes=self._text_bytes
+            )
+            await trio.to_thread.run_sync(read_records, self.files.events, store)
+            store.counts, store.total = old.counts, old.total
+            store.in_code_block = old.in_code_block
+            self.extraction = store
+            self._records_on_disk = False
 
     def open_files(self) -> None:
         """Before the spawn: the first meta file (``starting``), the logs and the events

@@ -14,6 +14,8 @@ from trio_wrapper.core.models import (
     Extraction,
     MetaExtraction,
     RunMeta,
+    RunSummary,
+    Stopped,
     StreamFigures,
 )
 from trio_wrapper.core.timefmt import go_duration, rfc3339
@@ -69,17 +71,10 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
         pty=spec.pty,
         timeout_seconds=spec.timeout_seconds,
         bytes_processed=agent.bytes_processed,
-        streams={
-            s: StreamFigures(
-                bytes=st.bytes,
-                lines=st.lines,
-                lost_bytes=st.lost_bytes,
-                unprocessed_bytes=st.unprocessed_bytes,
-            )
-            for s, st in agent.stats.items()
-        },
+        streams=streams(agent),
         logs=log_paths(agent),
         extraction=extraction(agent),
+        run_id=run_id(agent),
     )
     if matches_limit is not None:
         out.matches = store.matches(matches_limit)
@@ -100,6 +95,51 @@ def deleted(agent: Agent) -> Deleted:
     if agent.leftovers_killed:
         message += f"; killed {agent.leftovers_killed} leftover process(es)"
     return Deleted(message=message, name=agent.name, status=agent.status, exit_code=agent.exit_code)
+
+
+def stopped(agent: Agent, was_live: bool) -> Stopped:
+    """The answer to a stop: the agent stays listed."""
+    message = "agent stopped" if was_live else "agent was not running"
+    if agent.leftovers_killed:
+        message += f"; killed {agent.leftovers_killed} leftover process(es)"
+    return Stopped(message=message, name=agent.name, status=agent.status, exit_code=agent.exit_code)
+
+
+def run_id(agent: Agent) -> str:
+    return f"{agent.name}/{agent.files.stamp}"
+
+
+def run_summary(agent: Agent, listed: bool) -> RunSummary:
+    """One entry of ``GET /api/agents/<name>/runs``."""
+    return RunSummary(
+        id=run_id(agent),
+        name=agent.name,
+        stamp=agent.files.stamp,
+        listed=listed,
+        status=agent.status,
+        started_at=rfc3339(agent.started_at),
+        completed_at=rfc3339(agent.completed_at),
+        duration_seconds=round(agent.duration_seconds, 3),
+        exit_code=agent.exit_code,
+        signal=agent.exit_signal,
+        stop_reason=agent.stop_reason,
+        error=agent.problem,
+        bytes_processed=agent.bytes_processed,
+        streams=streams(agent),
+        extraction=extraction(agent),
+    )
+
+
+def streams(agent: Agent) -> dict[str, StreamFigures]:
+    return {
+        s: StreamFigures(
+            bytes=st.bytes,
+            lines=st.lines,
+            lost_bytes=st.lost_bytes,
+            unprocessed_bytes=st.unprocessed_bytes,
+        )
+        for s, st in agent.stats.items()
+    }
 
 
 def extraction(agent: Agent) -> Extraction:

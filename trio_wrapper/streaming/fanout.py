@@ -241,6 +241,11 @@ class Fanout(Generic[C]):
         self.clients.add(client)
         return Subscription(client, replay, gap, finished=False, complete=None)
 
+    def new_client_id(self) -> str:
+        """An id for a client served without subscribing (a past run's whole stream), in
+        the form subscribers' ids have (``c7``)."""
+        return f"c{next(self._client_ids)}"
+
     def unsubscribe(self, client: C) -> None:
         client.move(Transition.CLOSE)
         self.clients.discard(client)

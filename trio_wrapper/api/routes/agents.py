@@ -1,14 +1,16 @@
-"""/api/agents: list, create, detail, delete, stdin input, raw logs."""
+"""/api/agents: list, create, detail, stop, restart, delete (one or many), stdin input,
+raw logs. A name's runs are in ``api.routes.agent_runs``."""
 
 from __future__ import annotations
 
-import trio
-from quart import Response, send_file
+from quart import Response
 from quart_schema import document_querystring, document_request, document_response
 from quart_trio import QuartTrio
 
 from trio_wrapper.api.requests import parse_query, read_json
 from trio_wrapper.api.responses import json_response
+from trio_wrapper.api.routes import agent_runs
+from trio_wrapper.api.routes.run_answers import detail_response, log_response
 from trio_wrapper.api.state import AppState
 from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.models import (
@@ -18,14 +20,17 @@ from trio_wrapper.core.models import (
     AgentList,
     AgentListQuery,
     Deleted,
+    DeletedMany,
+    DeleteManyQuery,
     DetailQuery,
     ErrorResponse,
+    ForceQuery,
     InputAccepted,
     LogsQuery,
+    Stopped,
 )
 from trio_wrapper.core.profiles import resolve_spec
 from trio_wrapper.core.status import Status
-from trio_wrapper.history.logtail import tail_lines
 from trio_wrapper.runtime import views
 from trio_wrapper.runtime.process import StdinBlocked, StdinClosed
 
@@ -77,18 +82,55 @@ def install(app: QuartTrio, state: AppState) -> None:
         """One agent's detail; ``include_matches=true`` adds the most recent ``limit``
         records of each kind (default 100, at most ``limits.max_records``, 10000)."""
         agent = supervisor.get(name)
-        query = parse_query(DetailQuery)
-        if not 1 <= query.limit <= limits.max_records:
-            raise invalid_request(f"limit must be between 1 and {limits.max_records}")
-        return json_response(views.detail(agent, query.limit if query.include_matches else None))
+        return await detail_response(agent, limits)
 
     @app.route("/api/agents/<name>", methods=["DELETE"])
+    @document_querystring(ForceQuery)
     @document_response(Deleted)
     @document_response(ErrorResponse, 404)
     async def delete_agent(name: str) -> Response:
-        """Stop the agent if it runs (group SIGTERM, grace, SIGKILL), wait, unlist it."""
-        agent = await supervisor.remove(name)
+        """Stop the agent if it runs (group SIGTERM, grace, SIGKILL; ``force=true``: no
+        grace), wait, unlist it. Its runs stay on disk (``/api/agents/<name>/runs``)."""
+        query = parse_query(ForceQuery)
+        agent = await supervisor.remove(name, force=query.force)
         return json_response(views.deleted(agent))
+
+    @app.route("/api/agents", methods=["DELETE"])
+    @document_querystring(DeleteManyQuery)
+    @document_response(DeletedMany)
+    @document_response(ErrorResponse, 400)
+    async def delete_agents() -> Response:
+        """DELETE every listed agent with a status in ``status`` (required; comma-separated,
+        e.g. ``completed,failed``), all at once; ``force=true``: no grace."""
+        query = parse_query(DeleteManyQuery)
+        statuses = _statuses(query.status)
+        removed = await supervisor.remove_all(statuses, force=query.force)
+        deleted = [views.deleted(agent) for agent in removed]
+        return json_response(DeletedMany(deleted=deleted, count=len(deleted)))
+
+    @app.route("/api/agents/<name>/stop", methods=["POST"])
+    @document_querystring(ForceQuery)
+    @document_response(Stopped)
+    @document_response(ErrorResponse, 404)
+    async def stop_agent(name: str) -> Response:
+        """Stop the agent (group SIGTERM, grace, SIGKILL; ``force=true``: no grace) and wait
+        for its end; it stays listed. An agent that is not running is left as it is."""
+        query = parse_query(ForceQuery)
+        was_live = supervisor.get(name).is_live
+        agent = await supervisor.stop(name, force=query.force)
+        return json_response(views.stopped(agent, was_live))
+
+    @app.route("/api/agents/<name>/restart", methods=["POST"])
+    @document_querystring(ForceQuery)
+    @document_response(AgentDetail, 201)
+    @document_response(ErrorResponse, 404)
+    @document_response(ErrorResponse, 409)
+    async def restart_agent(name: str) -> Response:
+        """Stop the agent if it runs (as ``stop``), then start a new run of the same
+        command under the same name. The previous run stays in ``runs``."""
+        query = parse_query(ForceQuery)
+        agent = await supervisor.restart(name, force=query.force)
+        return json_response(views.detail(agent), 201)
 
     @app.route("/api/agents/<name>/input", methods=["POST"])
     @document_request(AgentInput)
@@ -115,16 +157,18 @@ def install(app: QuartTrio, state: AppState) -> None:
     @document_querystring(LogsQuery)
     async def agent_logs(name: str) -> Response:
         """The run's raw log as text/plain; ``tail=N`` for the last N lines."""
-        agent = supervisor.get(name)
-        query = parse_query(LogsQuery)
-        path = agent.files.log(query.stream)
-        if not path.exists():
-            raise Refusal("log_not_found", f"no {query.stream} log for {name!r}")
-        if query.tail is None:
-            response = await send_file(path, mimetype="text/plain")
-            response.headers["Content-Type"] = "text/plain; charset=utf-8"
-            return response
-        if not 0 < query.tail <= limits.max_tail_lines:
-            raise invalid_request(f"tail must be between 1 and {limits.max_tail_lines}")
-        data = await trio.to_thread.run_sync(tail_lines, path, query.tail)
-        return Response(data, content_type="text/plain; charset=utf-8")
+        return await log_response(supervisor.get(name), limits)
+
+    agent_runs.install(app, state)
+
+
+def _statuses(raw: str | None) -> frozenset[Status]:
+    if not raw:
+        raise invalid_request(
+            "status is required: one status or several, comma-separated (e.g. completed,failed)"
+        )
+    names = [part.strip() for part in raw.split(",")]
+    unknown = [part for part in names if part not in _STATUSES]
+    if unknown:
+        raise invalid_request(f"unknown status {unknown[0]!r}")
+    return frozenset(Status(part) for part in names)
