@@ -150,6 +150,10 @@ class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sweep_interval_seconds: float = 30.0
     retained_events_per_agent: int = 1000
     retained_events_global: int = 10_000
+    # ... and at most this much of their text (a few 64 KiB lines would otherwise hold
+    # what a thousand short ones do): the oldest go first, the newest publish is kept.
+    retained_bytes_per_agent: int = 2 * 1024 * 1024
+    retained_bytes_global: int = 16 * 1024 * 1024
     max_clients: int = 20_000
     max_clients_per_agent: int = 10_000
 

@@ -18,6 +18,8 @@ class Limits:
     client_buffer: int = 100
     retained_per_agent: int = 1000
     retained_global: int = 10_000
+    retained_bytes_per_agent: int = 2 * 1024 * 1024
+    retained_bytes_global: int = 16 * 1024 * 1024
     max_clients: int = 20_000
     max_clients_per_agent: int = 10_000
 

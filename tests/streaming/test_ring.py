@@ -72,3 +72,34 @@ def test_ring_since_is_exact(total: int, capacity: int, run_size: int, start: in
     retained = list(range(max(1, total - capacity + 1), total + 1))
     assert [e.seq for e in ring.since(start)] == [i for i in retained if i >= start]
     assert [e.line_num for e in ring.since(start)] == [i for i in retained if i >= start]
+
+
+def test_long_lines_are_bounded_by_bytes_not_count() -> None:
+    """A thousand 64 KiB lines would be 64 MiB under a count bound alone."""
+    ring = EventRing(1000, max_bytes=1024 * 1024)
+    line = b"y" * 65536
+    for seq in range(1, 101):
+        ring.append(Published.of_lines("a", seq, seq, [line], "stdout", seq))
+    assert ring.retained_bytes <= 1024 * 1024
+    kept = ring.since(0)
+    assert len(kept) == 15  # 15 x (65536 + 48) fit in 1 MiB, 16 do not
+    assert [e.seq for e in kept] == list(range(86, 101))  # the newest, in order
+    # A resume from before them learns what it missed.
+    replay, gap = select_replay(ring, 10, 0)
+    assert gap == Gap(missed=75, first_id=11, last_id=85)
+    assert [e.seq for e in replay] == list(range(86, 101))
+
+
+def test_the_newest_publish_is_kept_whatever_its_size() -> None:
+    ring = EventRing(1000, max_bytes=100)
+    ring.append(Published.of_lines("a", 1, 1, [b"z" * 500, b"z" * 500], "stdout", 1))
+    assert [e.seq for e in ring.since(0)] == [1, 2]
+    ring.append(Published.of_lines("a", 3, 3, [b"z" * 500], "stdout", 3))
+    assert [e.seq for e in ring.since(0)] == [3]
+
+
+def test_short_lines_are_still_bounded_by_count() -> None:
+    ring = EventRing(10, max_bytes=1 << 20)
+    for seq in range(1, 51):
+        ring.append(Published.of_lines("a", seq, seq, [b"x"], "stdout", seq))
+    assert (ring.oldest_id, ring.newest_id, len(ring)) == (41, 50, 10)

@@ -39,6 +39,8 @@ class HubLimits:
     client_buffer: int = _SSE.client_buffer
     retained_per_agent: int = _SSE.retained_events_per_agent
     retained_global: int = _SSE.retained_events_global
+    retained_bytes_per_agent: int = _SSE.retained_bytes_per_agent
+    retained_bytes_global: int = _SSE.retained_bytes_global
     max_clients: int = _SSE.max_clients
     max_clients_per_agent: int = _SSE.max_clients_per_agent
     ping_interval: float = _SSE.ping_interval_seconds
@@ -61,6 +63,8 @@ class HubLimits:
             client_buffer=sse.client_buffer,
             retained_per_agent=sse.retained_events_per_agent,
             retained_global=sse.retained_events_global,
+            retained_bytes_per_agent=sse.retained_bytes_per_agent,
+            retained_bytes_global=sse.retained_bytes_global,
             max_clients=sse.max_clients,
             max_clients_per_agent=sse.max_clients_per_agent,
             ping_interval=sse.ping_interval_seconds,

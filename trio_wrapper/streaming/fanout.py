@@ -54,6 +54,10 @@ class FanoutLimits(Protocol):
     @property
     def retained_global(self) -> int: ...
     @property
+    def retained_bytes_per_agent(self) -> int: ...
+    @property
+    def retained_bytes_global(self) -> int: ...
+    @property
     def max_clients(self) -> int: ...
     @property
     def max_clients_per_agent(self) -> int: ...
@@ -64,9 +68,9 @@ class AgentChannel(Generic[C]):
 
     __slots__ = ("clients", "complete", "next_seq", "ring")
 
-    def __init__(self, retained: int) -> None:
+    def __init__(self, retained: int, retained_bytes: int) -> None:
         self.next_seq = 1
-        self.ring = EventRing(retained)
+        self.ring = EventRing(retained, max_bytes=retained_bytes)
         self.clients: set[C] = set()
         self.complete: Event | None = None
 
@@ -92,7 +96,9 @@ class Fanout(Generic[C]):
         self.limits = limits
         self._new_client = new_client
         self.channels: dict[str, AgentChannel[C]] = {}
-        self.global_ring = EventRing(limits.retained_global, use_global=True)
+        self.global_ring = EventRing(
+            limits.retained_global, use_global=True, max_bytes=limits.retained_bytes_global
+        )
         self.global_clients: set[C] = set()
         self.next_global_seq = 1
         self.dropped_events_total = 0
@@ -109,7 +115,9 @@ class Fanout(Generic[C]):
     def _channel(self, name: str) -> AgentChannel[C]:
         channel = self.channels.get(name)
         if channel is None:
-            channel = self.channels[name] = AgentChannel(self.limits.retained_per_agent)
+            channel = self.channels[name] = AgentChannel(
+                self.limits.retained_per_agent, self.limits.retained_bytes_per_agent
+            )
         return channel
 
     def on_lines(

@@ -19,6 +19,10 @@ import msgspec
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.wire import Event, stamp
 
+# For the byte bound of rings: a line's bytes object and list slot; a small state event.
+LINE_OVERHEAD = 48
+EVENT_SIZE = 256
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -40,6 +44,7 @@ class Published:
         "gseq",
         "line_num",
         "seq",
+        "size",
         "stream",
     )
 
@@ -66,6 +71,13 @@ class Published:
         self.line_num = line_num
         self.created = time.time()
         self._events = events
+        # What it holds, roughly: its text, plus a bytes object's overhead per line.
+        if lines is not None:
+            self.size = sum(map(len, lines)) + LINE_OVERHEAD * count
+        elif records is not None:
+            self.size = len(records.data) + LINE_OVERHEAD * count
+        else:
+            self.size = EVENT_SIZE * count
         self._wire: bytes | None = None
         self._global_wire: bytes | None = None
 
@@ -180,15 +192,21 @@ class Published:
 
 
 class EventRing:
-    """The last ``capacity`` events of one id sequence (an agent's, or the daemon's)."""
+    """The last ``capacity`` events of one id sequence (an agent's, or the daemon's), and
+    no more than ``max_bytes`` of them (``Published.size``); the newest publish is always
+    kept whole, whatever its size."""
 
-    __slots__ = ("_runs", "_total", "capacity", "use_global")
+    __slots__ = ("_bytes", "_runs", "_total", "capacity", "max_bytes", "use_global")
 
-    def __init__(self, capacity: int, *, use_global: bool = False) -> None:
+    def __init__(
+        self, capacity: int, *, use_global: bool = False, max_bytes: int | None = None
+    ) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.use_global = use_global
         self._runs: deque[Published] = deque()
         self._total = 0
+        self._bytes = 0
 
     def __len__(self) -> int:
         return min(self._total, self.capacity)
@@ -197,9 +215,23 @@ class EventRing:
         runs = self._runs
         runs.append(run)
         self._total += run.count
-        # Drop whole runs while what is left still covers the capacity.
+        self._bytes += run.size
+        # Drop whole runs while what is left still covers the capacity, and while the
+        # runs are over the byte bound (but the newest).
         while runs and self._total - runs[0].count >= self.capacity:
-            self._total -= runs.popleft().count
+            self._drop_oldest()
+        if self.max_bytes is not None:
+            while len(runs) > 1 and self._bytes > self.max_bytes:
+                self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        dropped = self._runs.popleft()
+        self._total -= dropped.count
+        self._bytes -= dropped.size
+
+    @property
+    def retained_bytes(self) -> int:
+        return self._bytes
 
     @property
     def newest_id(self) -> int | None:
