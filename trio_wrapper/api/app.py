@@ -28,6 +28,7 @@ from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
 from trio_wrapper.config import Config, load_config
 from trio_wrapper.metrics import MetricsModel
+from trio_wrapper.runtime.eventlog import LIMIT_LOG, AgentEventLog
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.supervisor import Supervisor
@@ -92,6 +93,9 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     install_error_handlers(app)
     health.install(app, state)
     agents.install(app, state)
+    # The daemon's log of agents' starts, stops and ends; of clients refused by a limit.
+    supervisor.observers.append(AgentEventLog())
+    LIMIT_LOG.interval = config.logging.limit_interval_seconds
     model = MetricsModel(supervisor, version=__version__, started_mono=state.started_mono)
     supervisor.observers.append(model)
     model.register_sse(hub)

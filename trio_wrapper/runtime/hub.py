@@ -18,10 +18,12 @@ from typing import Any
 import trio
 
 from trio_wrapper.config import SseConfig
+from trio_wrapper.core.errors import Refusal
 from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
+from trio_wrapper.runtime.eventlog import LIMIT_LOG
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
-from trio_wrapper.streaming.fanout import Fanout
+from trio_wrapper.streaming.fanout import Fanout, Subscription
 
 PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
 
@@ -196,6 +198,24 @@ class Hub(Fanout[Client]):
             trio.lowlevel.reschedule(task)
 
     # ---- subscribing ------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        agent_name: str | None,
+        last_event_id: int | None,
+        history: int,
+        *,
+        agent_live: bool = True,
+        peer: tuple[str, int] | None = None,
+    ) -> Subscription[Client]:
+        """``Fanout.subscribe``; a client refused by a limit is logged (throttled)."""
+        try:
+            return super().subscribe(
+                agent_name, last_event_id, history, agent_live=agent_live, peer=peer
+            )
+        except Refusal as err:
+            LIMIT_LOG.refused(err)
+            raise
 
     def unsubscribe(self, client: Client) -> None:
         super().unsubscribe(client)

@@ -24,6 +24,7 @@ from trio_wrapper.extract import Rule
 from trio_wrapper.history.runfiles import RunFiles, load_history
 from trio_wrapper.runtime import proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
+from trio_wrapper.runtime.eventlog import start_failed
 from trio_wrapper.runtime.extraction import ExtractionWorker
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
@@ -157,6 +158,9 @@ class Supervisor:
             contextvars.Context().run(lambda: nursery.start_soon(agent.run))
             await agent.wait_running()
             return agent
+        except Refusal as exc:  # its files or its process could not be made
+            start_failed(spec, exc)
+            raise
         finally:
             self._reserved.discard(spec.name)
 
