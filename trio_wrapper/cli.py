@@ -14,7 +14,7 @@ import trio
 
 from trio_wrapper import __version__
 from trio_wrapper.config import ConfigError, load_config
-from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure
+from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure, log_format
 
 DEFAULT_CONFIG = Path("conf/trio_wrapper.toml")
 
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every line through one formatter; the token never appears in any of them.
     configure(
         config.logging.level,
-        "json" if config.logging.format == "json" else "text",
+        log_format(config.logging.format),
         secrets=[config.token],
         stream=sys.stderr,
     )

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.daemon import poll, running_daemon
+from tests.daemon import Child, clean_environ, poll, running_daemon
 
 TOKEN = "e2e-Log-T0ken-4f1c9b"
 SECRET_ARG = "--api-key=sk-never-logged-77"
@@ -115,3 +117,30 @@ def test_text_log_is_message_then_key_value_pairs(tmp_path: Path) -> None:
     assert " WARNING trio_wrapper.agents: agent g failed to start: " in line
     assert " agent=g code=spawn_failed " in line
     assert " argv0=/no/such/cli" in line
+
+
+def test_plain_hypercorn_writes_the_events_in_the_configured_format(tmp_path: Path) -> None:
+    hypercorn = Path(sys.executable).with_name("hypercorn")
+    if not hypercorn.exists():
+        pytest.skip(f"hypercorn script not found beside {sys.executable}")
+    env = {
+        "TRIO_WRAPPER_SERVER_LOGS_DIR": str(tmp_path / "logs"),
+        "TRIO_WRAPPER_LOGGING_FORMAT": "json",
+        "TRIO_WRAPPER_AUTH_TOKEN": TOKEN,
+    }
+    with Child(
+        [hypercorn, "-k", "trio", "-b", "127.0.0.1:0", "trio_wrapper.api.app:create_app()"],
+        tmp_path / "hypercorn.out",
+        env=clean_environ(env),
+        cwd=tmp_path,
+    ) as proc:
+        running = proc.wait_for_output(re.compile(r"Running on (http://127\.0\.0\.1:\d+)"), 20)
+        with httpx.Client(base_url=running.group(1), headers=AUTH, timeout=10) as http:
+            created = http.post("/api/agents", json={"name": "h", "command": ["true", TOKEN]})
+            assert created.status_code == 201
+        assert proc.stop(STOP_BOUND) == 0
+        out = proc.text()
+    assert TOKEN not in out
+    ours = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert one(ours, "agent_started", agent="h")["argv0"] == "true"
+    assert one(ours, "agent_exited", agent="h")["status"] == "completed"

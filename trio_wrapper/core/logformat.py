@@ -139,15 +139,25 @@ def pairs(fields: Mapping[str, object]) -> str:
 
 
 def configure(
-    level: str, fmt: LogFormat, secrets: Iterable[str] = (), stream: TextIO | None = None
+    level: str,
+    fmt: LogFormat,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+    logger: str = "",
 ) -> logging.Handler:
-    """The root logger writes to ``stream`` (stderr) through a ``StructuredFormatter``
-    at ``level``; the handlers it had are replaced. Returns the new handler."""
+    """``logger`` (the root logger by default) writes to ``stream`` (stderr) through a
+    ``StructuredFormatter`` at ``level``; the handlers it had are replaced. Returns the
+    new handler."""
     handler: logging.Handler = logging.StreamHandler(stream)
     handler.setFormatter(StructuredFormatter(fmt, secrets))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    target = logging.getLogger(logger or None)
+    for old in list(target.handlers):
+        target.removeHandler(old)
+    target.addHandler(handler)
+    target.setLevel(level.upper())
     return handler
+
+
+def log_format(name: str) -> LogFormat:
+    """A checked ``logging.format`` (anything but ``json`` is text)."""
+    return "json" if name == "json" else "text"
