@@ -20,6 +20,7 @@ ENV = {
     "TRIO_WRAPPER_AUTH_TOKEN": TOKEN,
     "TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2",
     "TRIO_WRAPPER_LIMITS_MAX_AGENTS": "2",
+    "TRIO_WRAPPER_LIMITS_MAX_BODY_BYTES": "4096",
 }
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STOP_BOUND = 20.0
@@ -66,6 +67,10 @@ def test_json_log_of_starts_exits_failures_limits_and_deletes(tmp_path: Path) ->
             assert start("sleeper2", ["sleep", "60"]).status_code == 201
             for _ in range(3):  # a client hammering a limit gets one line
                 assert start("extra", ["sleep", "60"]).status_code == 429
+            big = {"name": "big", "command": ["true"], "env": {"X": "x" * 8192}}
+            assert http.post("/api/agents", json=big).status_code == 413
+            huge_header = {"X-Filler": "y" * 20_000}
+            assert http.get("/api/health", headers=huge_header).status_code == 431
             # ?access_token= goes nowhere near a log line either.
             assert http.get("/api/health", params={"access_token": TOKEN}).status_code == 200
             assert http.delete("/api/agents/sleeper").status_code == 200
@@ -93,6 +98,8 @@ def test_json_log_of_starts_exits_failures_limits_and_deletes(tmp_path: Path) ->
 
     limit = one(lines, "limit_hit", code="too_many_agents")
     assert limit["suppressed"] == 0 and limit["logger"] == "trio_wrapper.limits"
+    assert "4096" in one(lines, "limit_hit", code="body_too_large")["reason"]
+    assert one(lines, "limit_hit", code="headers_too_large")["level"] == "warning"
 
     assert one(lines, "agent_stopping", agent="sleeper")["reason"] == "api"
     stopped = one(lines, "agent_exited", agent="sleeper")
@@ -138,6 +145,11 @@ def test_plain_hypercorn_writes_the_events_in_the_configured_format(tmp_path: Pa
         with httpx.Client(base_url=running.group(1), headers=AUTH, timeout=10) as http:
             created = http.post("/api/agents", json={"name": "h", "command": ["true", TOKEN]})
             assert created.status_code == 201
+
+            def completed() -> bool:
+                return http.get("/api/agents/h").json()["status"] == "completed"
+
+            poll(completed, 20.0, "agent 'h' never completed")
         assert proc.stop(STOP_BOUND) == 0
         out = proc.text()
     assert TOKEN not in out
