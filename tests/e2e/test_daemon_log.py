@@ -91,6 +91,7 @@ def test_json_log_of_starts_exits_failures_limits_and_deletes(tmp_path: Path) ->
     assert exited["run"] == started["run"]
     assert (exited["status"], exited["exit_code"], exited["lines"]) == ("completed", 0, 2)
     assert exited["duration_seconds"] >= 0 and exited["records"] >= 0
+    assert exited["format"] == "text"  # what auto decided for plain lines
 
     failed = one(lines, "agent_start_failed", agent="ghost")
     assert failed["code"] == "spawn_failed" and failed["level"] == "warning"

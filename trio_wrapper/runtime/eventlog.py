@@ -103,6 +103,7 @@ class AgentEventLog:
             "lines": sum(stats.lines for stats in agent.stats.values()),
             "bytes": agent.bytes_processed,
             "records": agent.extraction.total,
+            "format": agent.extraction.format,  # what ``auto`` decided, if it did
             "detail": agent.status_detail,
         }
         if agent.stop_reason is not None:
