@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,21 @@ ENV = {
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STOP_BOUND = 20.0
 STAMP = r"\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d(-\d+)?"
+
+
+def status_of(port: int, request: bytes) -> int:
+    """The status of the answer to ``request``, sent on a new connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            # Answered and closed before taking it all: the answer is still there to read.
+            sock.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
 
 
 def lines_of(log: str) -> list[dict[str, Any]]:
@@ -67,10 +84,16 @@ def test_json_log_of_starts_exits_failures_limits_and_deletes(tmp_path: Path) ->
             assert start("sleeper2", ["sleep", "60"]).status_code == 201
             for _ in range(3):  # a client hammering a limit gets one line
                 assert start("extra", ["sleep", "60"]).status_code == 429
-            big = {"name": "big", "command": ["true"], "env": {"X": "x" * 8192}}
-            assert http.post("/api/agents", json=big).status_code == 413
-            huge_header = {"X-Filler": "y" * 20_000}
-            assert http.get("/api/health", headers=huge_header).status_code == 431
+            # Each on a connection of its own: neither leaves its connection reusable.
+            body = json.dumps({"name": "big", "command": ["true"], "env": {"X": "x" * 8192}})
+            big = (
+                f"POST /api/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}"
+                f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                f"{body}"
+            )
+            assert status_of(daemon.port, big.encode()) == 413
+            huge = f"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {'y' * 20_000}\r\n\r\n"
+            assert status_of(daemon.port, huge.encode()) == 431
             # ?access_token= goes nowhere near a log line either.
             assert http.get("/api/health", params={"access_token": TOKEN}).status_code == 200
             assert http.delete("/api/agents/sleeper").status_code == 200

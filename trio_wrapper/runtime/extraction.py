@@ -308,13 +308,15 @@ class ExtractionWorker:
             if isinstance(pipe, trio.lowlevel.FdStream):
                 grow_pipe(pipe.fileno())
         task_status.started()
+        ended = False  # its output ended: it exited (or is about to), it was not stopped
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, process, nursery.cancel_scope)
                 await self._read(process)
+                ended = True
                 nursery.cancel_scope.cancel()
         finally:
-            self._die("it exited" if process.returncode is not None else WORKER_STOPPED)
+            self._die("it exited" if ended or process.returncode is not None else WORKER_STOPPED)
             with trio.CancelScope(shield=True):
                 await _end(process)
 
