@@ -1,9 +1,9 @@
-"""Command line: ``trio-wrapper serve [--config F] [--host H] [--port P] [--logs-dir D]``."""
+"""Command line: ``trio-wrapper serve [--config F] [--host H] [--port P] [--logs-dir D]
+[--log-format text|json] [--log-level L]``."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +14,7 @@ import trio
 
 from trio_wrapper import __version__
 from trio_wrapper.config import ConfigError, load_config
+from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure, log_format
 
 DEFAULT_CONFIG = Path("conf/trio_wrapper.toml")
 
@@ -30,7 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8151; 0 = any free port)")
     serve.add_argument("--logs-dir", help="where agent logs go (default ./logs)")
-    serve.add_argument("--log-level", default="INFO", help="daemon log level (default INFO)")
+    serve.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="the daemon's log level (default: logging.level, info)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="the daemon's log on stderr: text with key=value pairs, or one JSON object "
+        "a line (default: logging.format, text)",
+    )
     return parser
 
 
@@ -45,13 +57,17 @@ def _config_path(arg: str | None) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides: dict[str, dict[str, Any]] = {"server": {}}
+    overrides: dict[str, dict[str, Any]] = {"server": {}, "logging": {}}
     if args.host is not None:
         overrides["server"]["host"] = args.host
     if args.port is not None:
         overrides["server"]["port"] = args.port
     if args.logs_dir is not None:
         overrides["server"]["logs_dir"] = args.logs_dir
+    if args.log_level is not None:
+        overrides["logging"]["level"] = args.log_level
+    if args.log_format is not None:
+        overrides["logging"]["format"] = args.log_format
     try:
         config = load_config(_config_path(args.config), overrides=overrides)
         _ = config.token  # a token file that cannot be read is a config error too
@@ -59,9 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"trio-wrapper: config error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # Every line through one formatter; the token never appears in any of them.
+    configure(
+        config.logging.level,
+        log_format(config.logging.format),
+        secrets=[config.token],
         stream=sys.stderr,
     )
     problem = logs_dir_problem(Path(config.server.logs_dir))

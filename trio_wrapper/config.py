@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS
 from trio_wrapper.core.models import FORMATS
 from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, MAX_NAME_LENGTH
 from trio_wrapper.core.tomlfile import TomlFileError, read_toml
@@ -167,6 +168,14 @@ class ExtractionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     worker: bool = True
 
 
+class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # The daemon's own log on stderr: "text" (message, then key=value pairs) or "json".
+    format: str = "text"
+    level: str = "info"
+    # Lines about clients hitting a limit: at most one per kind per this many seconds.
+    limit_interval_seconds: float = 60.0
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
@@ -199,6 +208,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sse: SseConfig = msgspec.field(default_factory=SseConfig)
     extraction: ExtractionConfig = msgspec.field(default_factory=ExtractionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
@@ -256,6 +266,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "sse": SseConfig,
     "extraction": ExtractionConfig,
     "metrics": MetricsConfig,
+    "logging": LoggingConfig,
 }
 
 
@@ -370,6 +381,12 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "metrics.namespace: must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name)"
         )
+    if config.logging.format not in LOG_FORMATS:
+        raise ConfigError(f"logging.format: must be one of {', '.join(LOG_FORMATS)}")
+    if config.logging.level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"logging.level: must be one of {', '.join(LOG_LEVELS)}")
+    if config.logging.limit_interval_seconds < 0:
+        raise ConfigError("logging.limit_interval_seconds: must not be negative")
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
     token = config.token  # reads auth.token_file: an empty or unreadable one is refused

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import resource
 import signal
 from collections.abc import Sequence
@@ -118,7 +119,11 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     # daemon instead of init, so a stop and the shutdown can still find and end it.
     why_not = become_subreaper()
     if why_not is not None:
-        log.warning("cannot become a child subreaper (%s): escaped processes go to init", why_not)
+        log.warning(
+            "cannot become a child subreaper (%s): escaped processes go to init",
+            why_not,
+            extra={"event": "subreaper_refused", "reason": why_not},
+        )
     reaper = trio.CancelScope()
 
     async def reap_strays() -> None:
@@ -166,9 +171,18 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
             gc.set_threshold(GC_THRESHOLD, 20, 20)
             for bind in binds:
                 # Tests and scripts read the bound port from this line (port 0 = ephemeral).
-                log.info("trio-wrapper listening on %s", bind)
+                log.info(
+                    "trio-wrapper listening on %s",
+                    bind,
+                    extra={"event": "listening", "url": bind, "pid": os.getpid()},
+                )
             async for signum in signals:
-                log.info("received %s: shutting down", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                log.info(
+                    "received %s: shutting down",
+                    name,
+                    extra={"event": "shutting_down", "signal": name},
+                )
                 break
         # Streams end first (with a `shutdown` event), or each would hold hypercorn's
         # graceful stop for its whole timeout; then the server stops, then the agents.
@@ -178,7 +192,11 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
             # environment cleared, its session left) is still below the subreaper.
             strays = await kill_strays()
             if strays:
-                log.info("killed %d stray agent processes", len(strays))
+                log.info(
+                    "killed %d stray agent processes",
+                    len(strays),
+                    extra={"event": "strays_killed", "count": len(strays)},
+                )
         reaper.cancel()
         # Requests in flight had the agents' stop time to finish; what is still open now
         # is idle keep-alive, which hypercorn would otherwise wait out for its whole
@@ -188,4 +206,4 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         if not server_done.is_set():
             for port in ports:
                 abort_server_connections(port)
-        log.info("all agents stopped; bye")
+        log.info("all agents stopped; bye", extra={"event": "stopped"})

@@ -41,6 +41,14 @@ def test_layering_file_env_flags(tmp_path: Path) -> None:
     assert config.agents.stop_grace_seconds == 10.0  # untouched default
 
 
+def test_logging_from_file_env_and_any_case_level(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[logging]\nformat = "json"\nlevel = "WARNING"\n')
+    assert load_config(path, environ={}).logging.format == "json"
+    config = load_config(path, environ={"TRIO_WRAPPER_LOGGING_FORMAT": "text"})
+    assert (config.logging.format, config.logging.level) == ("text", "WARNING")
+
+
 def test_env_lists_are_comma_separated() -> None:
     config = load_config(
         None, environ={"TRIO_WRAPPER_CORS_ALLOW_ORIGINS": "http://a:1, http://b:2"}
@@ -81,6 +89,9 @@ def test_file_profiles_add_to_shipped_ones(tmp_path: Path) -> None:
         ("[limits]\nmax_name_length = 201\n", {}, "limits.max_name_length"),
         ("[limits]\nmax_records = 0\n", {}, "limits.max_records"),
         ("[limits]\nmax_tail_lines = -1\n", {}, "limits.max_tail_lines"),
+        ("[logging]\nformat = 'xml'\n", {}, "logging.format"),
+        ("", {"TRIO_WRAPPER_LOGGING_LEVEL": "loud"}, "logging.level"),
+        ("[logging]\nlimit_interval_seconds = -1\n", {}, "logging.limit_interval_seconds"),
     ],
 )
 def test_bad_config_names_the_key(

@@ -187,7 +187,9 @@ async def test_pipeline_waits_while_the_worker_is_behind(nursery: trio.Nursery) 
     assert worker.bytes_in_flight == 0
 
 
-async def test_a_worker_that_dies_loses_nothing(nursery: trio.Nursery) -> None:
+async def test_a_worker_that_dies_loses_nothing(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
     worker = await started(nursery)
     assert worker.process is not None
     parts = batches(lines_of(CLAUDE), 2)
@@ -200,6 +202,9 @@ async def test_a_worker_that_dies_loses_nothing(nursery: trio.Nursery) -> None:
     await wait_for(lambda: side.is_local, 10)
     assert not worker.alive
     assert worker.bytes_in_flight == 0
+    # The daemon's log says so, with its event and fields.
+    (died,) = [r for r in caplog.records if getattr(r, "event", "") == "extraction_worker_died"]
+    assert died.runs == 1 and died.reason == "it exited"  # type: ignore[attr-defined]
     with trio.fail_after(10):
         await side.finish()
     # Every batch the worker held was extracted here, by one extractor from the start.

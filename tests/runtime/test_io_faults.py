@@ -270,7 +270,7 @@ async def health(client: Client) -> tuple[int, dict[str, Any]]:
 
 
 async def test_a_log_write_that_fails_is_counted_lost_and_the_run_ends_true(
-    full_stdout: None, supervisor: Supervisor
+    full_stdout: None, supervisor: Supervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent = await supervisor.start(AgentSpec("full", ["cat"], stdin=True, format="text"))
     await agent.write_input(b"one\ntwo\n", eof=True, write_timeout=GUARD)
@@ -280,6 +280,10 @@ async def test_a_log_write_that_fails_is_counted_lost_and_the_run_ends_true(
     assert (stdout.bytes, stdout.lost_bytes) == (0, 8)  # never counted as written
     assert stdout.lines == 2  # the lines were in memory: streamed and counted all the same
     assert agent.problem == "cannot write stdout log: No space left on device"
+    # One line in the daemon's log, at the first failed write, naming the run and file.
+    (fault,) = [r for r in caplog.records if getattr(r, "event", "") == "io_fault"]
+    assert (fault.agent, fault.what) == ("full", "stdout log")  # type: ignore[attr-defined]
+    assert fault.run == f"full/{agent.files.stamp}"  # type: ignore[attr-defined]
     meta = json.loads(agent.files.meta.read_text())
     assert meta["error"] == agent.problem
     assert meta["bytes"]["stdout"] == 0 and meta["lost_bytes"]["stdout"] == 8

@@ -10,7 +10,9 @@ own hub and supervisor in the app's nursery, in the daemon's order
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 
 from quart_cors import cors
 from quart_schema import QuartSchema
@@ -27,12 +29,15 @@ from trio_wrapper.api.routes import agents, health, metrics
 from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
 from trio_wrapper.config import Config, load_config
+from trio_wrapper.core.logformat import configure, log_format
 from trio_wrapper.metrics import MetricsModel
 from trio_wrapper.runtime.descriptors import Descriptors
+from trio_wrapper.runtime.eventlog import LIMIT_LOG, AgentEventLog
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.supervisor import Supervisor
 
+DAEMON_LOGGER = "trio_wrapper"
 # How long quart-trio gives the app's nursery on shutdown beyond the agents' stop grace.
 SHUTDOWN_MARGIN_SECONDS = 5
 
@@ -46,6 +51,7 @@ def create_app(
     a part not given is created here and started and stopped with the app."""
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
+        _own_logging(config)
     owns_supervisor, owns_hub = supervisor is None, hub is None
     # The daemon's parts share the daemon's budget; parts made here share one of their own.
     descriptors = Descriptors(config.limits.fd_reserve) if owns_supervisor and owns_hub else None
@@ -97,12 +103,25 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     install_error_handlers(app)
     health.install(app, state)
     agents.install(app, state)
+    # The daemon's log of agents' starts, stops and ends; of clients refused by a limit.
+    supervisor.observers.append(AgentEventLog())
+    LIMIT_LOG.interval = config.logging.limit_interval_seconds
     model = MetricsModel(supervisor, version=__version__, started_mono=state.started_mono)
     supervisor.observers.append(model)
     model.register_sse(hub)
     metrics.install(app, state, model)
     install_sse_routes(app, hub, supervisor)
     return app
+
+
+def _own_logging(config: Config) -> None:
+    """Under a plain hypercorn, the daemon's events in the ``[logging]`` format, unless
+    logging was set up already (hypercorn's own lines keep hypercorn's format)."""
+    ours = logging.getLogger(DAEMON_LOGGER)
+    if logging.getLogger().handlers or ours.handlers:
+        return
+    fmt = log_format(config.logging.format)
+    configure(config.logging.level, fmt, [config.token], sys.stderr, logger=DAEMON_LOGGER)
 
 
 def _serve_within(app: QuartTrio, lifecycle: Lifecycle) -> None:

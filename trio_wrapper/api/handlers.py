@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from trio_wrapper.api.errors import CODE_OF_STATUS, HttpRefusal
 from trio_wrapper.api.responses import error_response
 from trio_wrapper.core.errors import Refusal
+from trio_wrapper.runtime.eventlog import LIMIT_LOG
 
 log = logging.getLogger("trio_wrapper.api")
 
@@ -18,6 +19,7 @@ log = logging.getLogger("trio_wrapper.api")
 def install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(Refusal)
     async def _api_error(err: Refusal) -> Response:
+        LIMIT_LOG.refused(err)
         return error_response(err)
 
     @app.errorhandler(HTTPException)
@@ -27,9 +29,16 @@ def install_error_handlers(app: QuartTrio) -> None:
         message = err.description or err.name
         if status == 413:
             message = f"request body larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return error_response(HttpRefusal(status, code, message))
+        refusal = HttpRefusal(status, code, message)
+        LIMIT_LOG.refused(refusal)
+        return error_response(refusal)
 
     @app.errorhandler(Exception)
     async def _unexpected(err: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception(
+            "unhandled error on %s %s",
+            request.method,
+            request.path,
+            extra={"event": "internal_error", "method": request.method, "path": request.path},
+        )
         return error_response(Refusal("internal_error", "internal error; see the daemon log"))

@@ -10,20 +10,14 @@ and handler, hypercorn's access log included when one is configured (``hypercorn
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import MutableMapping
 from typing import Any, Final
 
-REDACTED: Final = "[redacted]"
-# The query parameter, also percent-encoded the way werkzeug still decodes it.
-_QUERY_TOKEN: Final = re.compile(r"(access(?:_|%5f)token=)[^&\s\"']*", re.IGNORECASE)
+from trio_wrapper.core.redact import REDACTED, redact
+
 # hypercorn's access-log atoms that hold a token: a request header, an environment entry.
 _SECRET_ATOMS: Final = frozenset({"{authorization}i", "{trio_wrapper_auth_token}e"})
 _MARK: Final = "_trio_wrapper_redacts"
-
-
-def redact(text: str) -> str:
-    return _QUERY_TOKEN.sub(rf"\1{REDACTED}", text)
 
 
 def _redacted(value: Any) -> Any:
@@ -57,3 +51,6 @@ def install_log_redaction() -> None:
 
     setattr(factory, _MARK, True)
     logging.setLogRecordFactory(factory)
+
+
+__all__ = ["REDACTED", "install_log_redaction", "redact", "redact_record"]

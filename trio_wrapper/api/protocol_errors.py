@@ -24,6 +24,7 @@ from hypercorn.typing import ASGISendCallable, HTTPScope, Scope
 
 from trio_wrapper.api.errors import CODE_OF_STATUS, HttpRefusal, http_status
 from trio_wrapper.core.errors import Refusal
+from trio_wrapper.runtime.eventlog import LIMIT_LOG
 
 JSON_TYPE: Final = b"application/json; charset=utf-8"
 HEADERS_TOO_LARGE: Final = "headers_too_large"
@@ -52,7 +53,9 @@ async def _send_json_error_response(self: H11Protocol, status_code: int) -> None
     the body and its type). The three h11 events become bytes at once and go out in one
     write: the app may already be answering the same request (h11 failed on its body),
     and its response must not come between our head and our body."""
-    body = error_body(protocol_refusal(status_code, self.config.h11_max_incomplete_size))
+    refusal = protocol_refusal(status_code, self.config.h11_max_incomplete_size)
+    LIMIT_LOG.refused(refusal)
+    body = error_body(refusal)
     headers = [
         (b"content-length", str(len(body)).encode()),
         (b"content-type", JSON_TYPE),

@@ -35,6 +35,7 @@ from quart_trio.asgi import TrioASGIHTTPConnection
 
 from trio_wrapper.api.protocol_errors import head_refusal, send_error
 from trio_wrapper.api.sse_stream import StreamedAgent, run_stream
+from trio_wrapper.runtime.eventlog import LIMIT_LOG
 from trio_wrapper.runtime.hub import Hub
 
 SSE_HEADERS = {
@@ -148,6 +149,7 @@ class SSEApp(QuartTrio):
         if self.max_header_bytes is not None:
             refusal = head_refusal(scope, self.max_header_bytes)
             if refusal is not None:
+                LIMIT_LOG.refused(refusal)
                 # Its body (if any) is not read: the connection cannot be reused.
                 await send_error(send, refusal, [(b"connection", b"close")])
                 return

@@ -429,15 +429,26 @@ class Agent:
     def _io_fault(self, what: str, exc: OSError) -> None:
         message = f"cannot write {what}: {exc.strerror or exc}"
         if what not in self.io_faults:
-            log.warning("agent %s: %s", self.name, message)
+            log.warning("agent %s: %s", self.name, message, extra=self._fault("io_fault", what))
         self.io_faults[what] = message
         self._note_problem(message)
+
+    def _fault(self, event: str, what: str = "") -> dict[str, object]:
+        """The fields of a fault's log line (``runtime.eventlog`` logs the rest)."""
+        run = f"{self.name}/{self.files.stamp}"
+        return {"event": event, "agent": self.name, "run": run, "what": what}
 
     def _fail(self, where: str, exc: BaseException) -> None:
         """The run's own tasks failed: end this run as ``failed``, and only this run."""
         if self._failure is None:
             leaf = _first_leaf(exc)
-            log.error("agent %s: %s failed", self.name, where, exc_info=exc)
+            log.error(
+                "agent %s: %s failed",
+                self.name,
+                where,
+                exc_info=exc,
+                extra=self._fault("agent_internal_error", where),
+            )
             self._failure = f"{where} failed: {type(leaf).__name__}: {leaf}"
             self._note_problem(f"internal error: {self._failure}")
         self._tasks_scope.cancel()
@@ -671,7 +682,12 @@ class Agent:
         if why is not None and why not in self._gaps_logged:
             # Once per reason: a truncated flood is a gap per piece read back.
             self._gaps_logged.add(why)
-            log.warning("agent %s: %s (lines of those bytes are lost)", self.name, why)
+            log.warning(
+                "agent %s: %s (lines of those bytes are lost)",
+                self.name,
+                why,
+                extra=self._fault("output_unprocessed", stream_name),
+            )
             self._note_problem(why)
 
     def _deliver(self, stream_name: str, batch: LineBatch) -> None:

@@ -42,6 +42,7 @@ from trio_wrapper.extract.worker import (
 from trio_wrapper.runtime.pipes import grow_pipe
 
 log = logging.getLogger(__name__)
+WORKER_STOPPED = "it was stopped"
 
 Publish = Callable[[Found], None]
 
@@ -209,7 +210,12 @@ class RemoteExtraction:
         """Extract here from now on, starting with every batch the worker still holds."""
         if self._local is not None:
             return
-        log.debug("run %d extracts locally: %s", self._run, reason)
+        log.debug(
+            "run %d extracts locally: %s",
+            self._run,
+            reason,
+            extra={"event": "extraction_local", "reason": reason},
+        )
         self._worker.forget(self._run)
         if not self._finishing:
             self._worker.send(Finish(self._run))  # frees the worker's state; answer ignored
@@ -302,13 +308,15 @@ class ExtractionWorker:
             if isinstance(pipe, trio.lowlevel.FdStream):
                 grow_pipe(pipe.fileno())
         task_status.started()
+        ended = False  # its output ended: it exited (or is about to), it was not stopped
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, process, nursery.cancel_scope)
                 await self._read(process)
+                ended = True
                 nursery.cancel_scope.cancel()
         finally:
-            self._die("it exited" if process.returncode is not None else "it was stopped")
+            self._die("it exited" if ended or process.returncode is not None else WORKER_STOPPED)
             with trio.CancelScope(shield=True):
                 await _end(process)
 
@@ -344,7 +352,10 @@ class ExtractionWorker:
                 replies = reader.feed(data)
             except (FrameError, msgspec.DecodeError):
                 # Not our protocol any more: treat it as dead rather than guess.
-                log.exception("extraction worker: unreadable answer")
+                log.exception(
+                    "extraction worker: unreadable answer",
+                    extra={"event": "extraction_worker_error"},
+                )
                 return
             for reply, found_data, kinds in replies:
                 remote = self._runs.get(reply.run)
@@ -358,15 +369,25 @@ class ExtractionWorker:
             return
         self.alive = False
         self._outgoing.clear()
-        if self._runs:
-            log.error("extraction worker: %s; %d runs extract in the daemon", why, len(self._runs))
+        if self._runs or why != WORKER_STOPPED:
+            # Stopped with the daemon and idle, it is no news; else it is a fault.
+            log.error(
+                "extraction worker: %s; %d runs extract in the daemon",
+                why,
+                len(self._runs),
+                extra={"event": "extraction_worker_died", "reason": why, "runs": len(self._runs)},
+            )
         for remote in list(self._runs.values()):
             try:
                 remote.go_local(f"the worker ended ({why})")
             except Exception:
                 # Extractors never raise on any input we know of; if one does here, that
                 # run loses its unanswered batches, the daemon goes on.
-                log.exception("extraction in the daemon failed for run %d", remote.run)
+                log.exception(
+                    "extraction in the daemon failed for run %d",
+                    remote.run,
+                    extra={"event": "extraction_failed"},
+                )
         self._runs.clear()
 
 

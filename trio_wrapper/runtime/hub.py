@@ -19,9 +19,11 @@ import trio
 
 from trio_wrapper.config import SseConfig
 from trio_wrapper.core.descriptors import CLIENT_DESCRIPTORS
+from trio_wrapper.core.errors import Refusal
 from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
 from trio_wrapper.runtime.descriptors import Descriptors
+from trio_wrapper.runtime.eventlog import LIMIT_LOG
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
 from trio_wrapper.streaming.fanout import Fanout, Subscription
 
@@ -216,12 +218,16 @@ class Hub(Fanout[Client]):
         peer: tuple[str, int] | None = None,
     ) -> Subscription[Client]:
         """The fan-out's subscribe, refused first (``too_many_open_files``) when the
-        daemon is short of descriptors."""
-        if self.descriptors is not None and not self.closing:
-            self.descriptors.admit("SSE client", CLIENT_DESCRIPTORS)
-        return super().subscribe(
-            agent_name, last_event_id, history, agent_live=agent_live, peer=peer
-        )
+        daemon is short of descriptors; a client refused by a limit is logged (throttled)."""
+        try:
+            if self.descriptors is not None and not self.closing:
+                self.descriptors.admit("SSE client", CLIENT_DESCRIPTORS)
+            return super().subscribe(
+                agent_name, last_event_id, history, agent_live=agent_live, peer=peer
+            )
+        except Refusal as err:
+            LIMIT_LOG.refused(err)
+            raise
 
     def unsubscribe(self, client: Client) -> None:
         super().unsubscribe(client)

@@ -30,6 +30,7 @@ from trio_wrapper.history.runfiles import RunFiles, list_runs, load_history, rea
 from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.descriptors import Descriptors
+from trio_wrapper.runtime.eventlog import start_failed
 from trio_wrapper.runtime.extraction import ExtractionWorker
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
@@ -178,6 +179,9 @@ class Supervisor:
         self._reserved.add(spec.name)
         try:
             return await self._launch(spec)
+        except Refusal as exc:  # its files or its process could not be made
+            start_failed(spec, exc)
+            raise
         finally:
             self._reserved.discard(spec.name)
 
