@@ -187,7 +187,7 @@ class UsageTally:
     def _metric(self, key: str, value: object) -> None:
         if type(value) is not int and type(value) is not float:
             return
-        number: float = value  # type: ignore[assignment]
+        number: float = value
         if number != number or number < 0:  # NaN, or nonsense
             return
         if key in _LATEST_TOKENS:
