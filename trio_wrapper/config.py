@@ -156,6 +156,17 @@ class ExtractionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     worker: bool = True
 
 
+class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Each 0 = off. Of each agent name, keep the newest keep_runs runs; remove runs started
+    # more than keep_days ago; remove the oldest while all runs take more than
+    # max_total_bytes. A live run, and the run an agent is listed with, are never removed.
+    keep_runs: int = 0
+    keep_days: float = 0.0
+    max_total_bytes: int = 0
+    # Applied at start and then this often.
+    interval_seconds: float = 3600.0
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
@@ -188,6 +199,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sse: SseConfig = msgspec.field(default_factory=SseConfig)
     extraction: ExtractionConfig = msgspec.field(default_factory=ExtractionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
@@ -245,6 +257,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "sse": SseConfig,
     "extraction": ExtractionConfig,
     "metrics": MetricsConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -357,6 +370,12 @@ def validate(config: Config) -> None:
         raise ConfigError(
             "metrics.namespace: must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name)"
         )
+    retention = config.retention
+    for key in ("keep_runs", "keep_days", "max_total_bytes"):
+        if getattr(retention, key) < 0:
+            raise ConfigError(f"retention.{key}: must not be negative (0 = off)")
+    if not retention.interval_seconds > 0:
+        raise ConfigError("retention.interval_seconds: must be positive")
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
     token = config.token  # reads auth.token_file: an empty or unreadable one is refused

@@ -252,3 +252,24 @@ def tally_lines(lines: Iterable[bytes], default_model: str | None = None) -> Usa
     for line in lines:
         tally.add_json(line)
     return tally
+
+
+def usage_growth(
+    before: dict[str, ModelUsage], after: dict[str, ModelUsage]
+) -> tuple[list[tuple[str, str, int]], list[tuple[str, float]]]:
+    """What a run's usage grew by between two ``totals()``: (model, type, tokens) and
+    (model, usd), positive amounts only. A cumulative figure repeated adds nothing; one
+    that went down (a CLI starting a new session) is never taken back."""
+    tokens: list[tuple[str, str, int]] = []
+    costs: list[tuple[str, float]] = []
+    for model, usage in after.items():
+        old = before.get(model)
+        for kind, value in usage.tokens.items():
+            grown = value - (old.tokens[kind] if old is not None else 0)
+            if grown > 0:
+                tokens.append((model, kind, grown))
+        if usage.cost_usd is not None:
+            old_cost = old.cost_usd if old is not None and old.cost_usd is not None else 0.0
+            if usage.cost_usd > old_cost:
+                costs.append((model, usage.cost_usd - old_cost))
+    return tokens, costs

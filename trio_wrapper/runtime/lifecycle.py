@@ -4,10 +4,12 @@ Both ways of serving use it: ``daemon.serve`` (the root nursery, with hypercorn 
 and the no-argument ``api.app.create_app()`` for a plain ``hypercorn -k trio`` (the
 app's nursery, from ``before_serving`` / ``after_serving``).
 
-Start: the hub's timers, then the supervisor (history loaded, agents' nursery open).
+Start: the hub's timers, then the supervisor (history loaded, agents' nursery open), then
+the run index (synced in the background, after history has marked interrupted runs).
 Stop: the streams end first (each gets a ``shutdown`` event, or it would hold the HTTP
 server's graceful stop for its whole timeout), then the server is told to stop taking
-requests, then every agent is stopped (group SIGTERM, grace, SIGKILL).
+requests, then every agent is stopped (group SIGTERM, grace, SIGKILL), then the run index
+writes their ends and closes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import trio
 
 from trio_wrapper.config import Config
 from trio_wrapper.runtime.hub import Hub, HubLimits
+from trio_wrapper.runtime.runindex import IndexService
 from trio_wrapper.runtime.supervisor import Supervisor
 
 
@@ -32,9 +35,12 @@ class Lifecycle:
     is built over its parts), who starts and stops it.
     """
 
-    def __init__(self, hub: Hub | None, supervisor: Supervisor | None) -> None:
+    def __init__(
+        self, hub: Hub | None, supervisor: Supervisor | None, index: IndexService | None = None
+    ) -> None:
         self.hub = hub
         self.supervisor = supervisor
+        self.index = index
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Start the owned parts as tasks of ``nursery``; return once they are up."""
@@ -42,6 +48,8 @@ class Lifecycle:
             await nursery.start(self.hub.run)
         if self.supervisor is not None:
             await nursery.start(self.supervisor.run)
+        if self.index is not None:
+            await nursery.start(self.index.run)
 
     async def stop(self, stop_serving: Callable[[], object] | None = None) -> None:
         """Streams end, then ``stop_serving()`` (if the caller runs the server), then
@@ -52,3 +60,5 @@ class Lifecycle:
             stop_serving()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.index is not None:
+            await self.index.stop()
