@@ -37,7 +37,7 @@ from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
-from trio_wrapper.history.index import RunIndex, run_id
+from trio_wrapper.history.index import RunIndex, StoredRun, run_id
 from trio_wrapper.history.retention import (
     Removal,
     RetentionPolicy,
@@ -56,15 +56,6 @@ retention_log = logging.getLogger("trio_wrapper.retention")
 T = TypeVar("T")
 # How long a query waits for the first sync before it is refused (503 index_unavailable).
 READY_WAIT_SECONDS = 30.0
-
-
-class _Listed:
-    """What retention must not touch, read from the supervisor on the trio thread."""
-
-    def __init__(self, agents: Mapping[str, Agent]) -> None:
-        self.ids = frozenset(
-            run_id(agent.files.directory.name, agent.files.stamp) for agent in agents.values()
-        )
 
 
 class IndexService:
@@ -249,27 +240,30 @@ class IndexService:
 
     async def apply_retention(self) -> list[Removal]:
         """One pass: choose (policy), remove the files, drop the rows, log and count."""
-        listed = _Listed(self._agents)
-        live = frozenset(
-            run_id(agent.files.directory.name, agent.files.stamp)
-            for agent in self._agents.values()
-            if agent.is_live
+        # Read on the trio thread: every listed run (the live ones among them) is kept.
+        listed = frozenset(
+            run_id(agent.files.directory.name, agent.files.stamp) for agent in self._agents.values()
         )
-        stored = await self._in_thread(self.index.stored_runs)
+        index = self.index
+
+        def stored_runs() -> list[StoredRun]:
+            index.sync()  # runs added or removed on disk since (cheap when nothing changed)
+            return index.stored_runs()
+
+        stored = await self._in_thread(stored_runs)
         runs = [
             RunOnDisk(
                 run.id,
                 run.name,
                 run.disk_bytes,
                 run.started_ts,
-                protected=run.id in listed.ids or run.id in live,
+                protected=run.id in listed,
             )
             for run in stored
         ]
         removals = choose_removals(runs, self.policy, time.time())
         if removals:
             logs_dir = self.config.logs_path
-            index = self.index
 
             def remove() -> list[int]:
                 sizes = [_remove_run_files(logs_dir, removal.run) for removal in removals]
