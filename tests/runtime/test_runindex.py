@@ -26,7 +26,7 @@ def listed(files: RunFiles, *, live: bool) -> Agent:
 async def passes(service: IndexService, count: int) -> None:
     """Until ``count`` retention passes are done. The mock clock does not move by itself,
     and the passes' work is in threads: yield until then."""
-    while service.retention_passes < count:  # noqa: ASYNC110 (the work is in threads)
+    while service.retention_passes < count:
         await trio.lowlevel.checkpoint()
 
 
