@@ -52,7 +52,7 @@ from trio_wrapper.history.usage import (
 )
 
 INDEX_FILE: Final = "index.sqlite3"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 GROUP_BY: Final[tuple[str, ...]] = ("day", "name", "model", "profile")
 GroupBy = Literal["day", "name", "model", "profile"]
 _TERMINAL: Final = frozenset(s.value for s in Status if s.is_terminal)
@@ -81,16 +81,28 @@ CREATE TABLE IF NOT EXISTS runs (
     deleted_at TEXT,
     meta_mtime_ns INTEGER NOT NULL,
     meta_size INTEGER NOT NULL,
-    usage_done INTEGER NOT NULL DEFAULT 0
+    usage_done INTEGER NOT NULL DEFAULT 0,
+    -- The run's usage summed over its models (the usage table's rows), kept here too so
+    -- that totals by day, name or profile read one table.
+    {", ".join(f"{kind} INTEGER NOT NULL DEFAULT 0" for kind in TOKEN_TYPES)},
+    cost_usd REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_time ON runs (started_ts);
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, started_ts);
+-- Covers the totals by day, name and profile: a scan of it reads no run's other columns.
+CREATE INDEX IF NOT EXISTS runs_usage ON runs (
+    started_ts, started_at, name, profile, {_TOKEN_COLUMNS}, cost_usd
+);
 CREATE TABLE IF NOT EXISTS usage (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     model TEXT NOT NULL,
+    started_ts REAL,  -- the run's, kept here too: totals by model read one table
     {", ".join(f"{kind} INTEGER NOT NULL" for kind in TOKEN_TYPES)},
     cost_usd REAL,
     PRIMARY KEY (run_id, model)
+);
+CREATE INDEX IF NOT EXISTS usage_by_model ON usage (
+    started_ts, model, run_id, {_TOKEN_COLUMNS}, cost_usd
 );
 CREATE TABLE IF NOT EXISTS files (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -115,10 +127,10 @@ _UPSERT_RUN: Final = (
     )
 )
 _GROUP_KEYS: Final[dict[str, str]] = {
-    "day": "substr(r.started_at, 1, 10)",
-    "name": "r.name",
-    "model": "u.model",
-    "profile": "r.profile",
+    "day": "substr(started_at, 1, 10)",  # the local date: stamps are local time
+    "name": "name",
+    "model": "model",
+    "profile": "profile",
 }
 _encode_command = msgspec.json.Encoder().encode
 _decode_command = msgspec.json.Decoder(list[str]).decode
@@ -385,19 +397,26 @@ class RunIndex:
         db.execute("DELETE FROM files WHERE run_id = ?", (rid,))
         totals = tally.totals()
         db.executemany(
-            f"INSERT INTO usage (run_id, model, {_TOKEN_COLUMNS}, cost_usd) "
-            f"VALUES (?, ?, {', '.join('?' * len(TOKEN_TYPES))}, ?)",
+            f"INSERT INTO usage (run_id, model, started_ts, {_TOKEN_COLUMNS}, cost_usd) "
+            f"SELECT ?, ?, started_ts, {', '.join('?' * len(TOKEN_TYPES))}, ? "
+            "FROM runs WHERE id = ?",
             [
-                (rid, model, *(usage.tokens[k] for k in TOKEN_TYPES), usage.cost_usd)
+                (rid, model, *(usage.tokens[k] for k in TOKEN_TYPES), usage.cost_usd, rid)
                 for model, usage in totals.items()
             ],
         )
+        summed = [sum(usage.tokens[k] for usage in totals.values()) for k in TOKEN_TYPES]
+        costs = [usage.cost_usd for usage in totals.values() if usage.cost_usd is not None]
         db.executemany(
             "INSERT INTO files (run_id, path, ops) VALUES (?, ?, ?)",
             [(rid, path, ",".join(sorted(ops))) for path, ops in tally.files.items()],
         )
         model = tally.model if totals or tally.model != "unknown" else None
-        db.execute("UPDATE runs SET usage_done = 1, model = ? WHERE id = ?", (model, rid))
+        db.execute(
+            f"UPDATE runs SET usage_done = 1, model = ?, "
+            f"{', '.join(f'{k} = ?' for k in TOKEN_TYPES)}, cost_usd = ? WHERE id = ?",
+            (model, *summed, sum(costs) if costs else None, rid),
+        )
 
     def record_run(self, files: RunFiles, meta: RunMeta, tally: UsageTally | None) -> None:
         """A run as the daemon sees it now (started, ended, DELETEd); with ``tally`` (at
@@ -483,25 +502,29 @@ class RunIndex:
     def usage(
         self, *, group_by: str, since: float | None = None, until: float | None = None
     ) -> tuple[list[UsageGroup], UsageGroup]:
-        """Totals by ``group_by`` (one of ``GROUP_BY``), and the grand total."""
-        key = _GROUP_KEYS[group_by]
-        where, args = _time_filter("r.started_ts", since, until)
+        """Totals by ``group_by`` (one of ``GROUP_BY``), and the grand total. By model,
+        ``runs`` counts the runs with figures for that model; otherwise every run."""
+        where, args = _time_filter("started_ts", since, until)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sums = ", ".join(f"coalesce(sum(u.{kind}), 0)" for kind in TOKEN_TYPES)
-        select = (
-            f"SELECT count(DISTINCT r.id), {sums}, sum(u.cost_usd) "
-            "FROM runs r LEFT JOIN usage u ON u.run_id = r.id "
-            f"{clause}"
-        )
+        sums = ", ".join(f"sum({kind})" for kind in TOKEN_TYPES)
+        if group_by == "model":
+            source, runs = "usage", "count(DISTINCT run_id)"
+        else:
+            source, runs = "runs", "count(*)"
         db = self._checked()
         groups = [
             _group(row[0], row[1:])
             for row in db.execute(
-                f"SELECT {key} AS k, {select.removeprefix('SELECT ')} GROUP BY k ORDER BY k",
+                f"SELECT {_GROUP_KEYS[group_by]} AS k, {runs}, {sums}, sum(cost_usd) "
+                f"FROM {source} {clause} GROUP BY k ORDER BY k",
                 args,
             )
         ]
-        total = _group(None, db.execute(select, args).fetchone())
+        if source == "runs":  # every run is in one group: the total is their sum
+            total = _sum_groups(groups)
+        else:
+            query = f"SELECT count(*), {sums}, sum(cost_usd) FROM runs {clause}"
+            total = _group(None, db.execute(query, args).fetchone())
         return groups, total
 
 
@@ -524,13 +547,22 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
         yield items[start : start + size]
 
 
+def _sum_groups(groups: Sequence[UsageGroup]) -> UsageGroup:
+    tokens = TokenCounts()
+    for group in groups:
+        for kind in TOKEN_TYPES:
+            setattr(tokens, kind, getattr(tokens, kind) + getattr(group.tokens, kind))
+    costs = [group.cost_usd for group in groups if group.cost_usd is not None]
+    return UsageGroup(None, sum(g.runs for g in groups), tokens, sum(costs) if costs else None)
+
+
 def _group(key: str | None, row: Sequence[object]) -> UsageGroup:
     runs, *figures = row
     cost = figures[-1]
     return UsageGroup(
         key=key,
-        runs=int(runs),  # type: ignore[call-overload]
-        tokens=TokenCounts(*(int(v) for v in figures[:-1])),  # type: ignore[call-overload]
+        runs=int(runs or 0),  # type: ignore[call-overload]
+        tokens=TokenCounts(*(int(v or 0) for v in figures[:-1])),  # type: ignore[call-overload]
         cost_usd=float(cost) if cost is not None else None,  # type: ignore[arg-type]
     )
 
