@@ -5,6 +5,7 @@ CLIs, over 30 days; for each run a meta file, an events file with the records it
 extractor writes — model, responses, files touched, token and cost figures — and a few
 KB of stdout), then measures:
 
+- **no history**: the daemon started on an empty logs dir, for comparison;
 - **cold start**: the daemon started with no run index (it builds one from the files):
   process start → ``/api/health`` answering, and → the first ``/api/runs`` answering
   (queries wait for the index to be built);
@@ -208,6 +209,16 @@ def main() -> int:
         print(f"generated {args.runs} runs ({size / 1e6:.1f} MB) in {took:.1f} s", flush=True)
 
         rows: list[list[object]] = []
+        # For comparison: the same daemon with no history at all.
+        empty = tmp / "empty"
+        empty.mkdir()
+        daemon = Daemon(empty, env=DAEMON_ENV)
+        try:
+            with httpx.Client(timeout=120.0) as http:
+                bare_health, bare_ready = timed_start(daemon, http)
+        finally:
+            daemon.stop()
+        rows.append(["no history", f"{bare_health:.3f}", f"{bare_ready:.3f}", "", "", ""])
         daemon = Daemon(tmp, env=DAEMON_ENV)
         try:
             with httpx.Client(timeout=120.0) as http:
