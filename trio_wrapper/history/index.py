@@ -17,7 +17,8 @@ brought up to date by ``sync()``:
 A missing, damaged or older-schema file is rebuilt from the runs on disk.
 
 Blocking, and not thread-safe on its own: the caller serialises every call (the daemon
-uses one lock and worker threads, ``runtime.runindex``).
+uses one lock and worker threads, ``runtime.runindex``, and holds the file open only
+during a call: ``connect`` … ``close``).
 """
 
 from __future__ import annotations
@@ -219,9 +220,17 @@ class RunIndex:
         )
         db.commit()
 
+    def connect(self) -> None:
+        """Open the connection again after ``close`` (the file was checked by ``open``)."""
+        if self._db is None:
+            self._db = self._connect()
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode = WAL")
+        # A rollback journal, not WAL: between transactions nothing but the database file
+        # exists, and once closed nothing is held open (a held file would keep the logs
+        # dir's filesystem from being remounted, e.g. read-only).
+        db.execute("PRAGMA journal_mode = DELETE")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
         return db

@@ -11,7 +11,7 @@ it is reported, and retention.
 
 Every use of the SQLite connection is one ``trio.to_thread.run_sync`` call made while
 holding one ``trio.Lock``: one connection, never used by two threads at once, and the
-event loop never waits on the disk.
+event loop never waits on the disk. The file is open only during such a call.
 
 ``run`` opens the index (a missing or damaged file is made anew), reports itself started,
 then syncs the index with the run files in the background (queries wait for that first
@@ -56,6 +56,8 @@ retention_log = logging.getLogger("trio_wrapper.retention")
 T = TypeVar("T")
 # How long a query waits for the first sync before it is refused (503 index_unavailable).
 READY_WAIT_SECONDS = 30.0
+# The record types a run's usage and files are made of.
+_USAGE_KINDS = ("metric", "session", "file_op")
 
 
 class IndexService:
@@ -92,7 +94,7 @@ class IndexService:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._started = True
         try:
-            await self._in_thread(self.index.open)
+            await self._in_thread(self.index.open, connect=False)
         except (OSError, sqlite3.Error) as exc:
             self._give_up(f"cannot open the run index {str(self.index.path)!r}: {exc}")
             task_status.started()
@@ -110,8 +112,6 @@ class IndexService:
         finally:
             with trio.CancelScope(shield=True):
                 await self._drain()
-                async with self._lock:
-                    await trio.to_thread.run_sync(self.index.close)
 
     async def stop(self) -> None:
         """Write what is queued, then close (``run`` returns)."""
@@ -141,9 +141,21 @@ class IndexService:
             time.monotonic() - began,
         )
 
-    async def _in_thread(self, fn: Callable[[], T]) -> T:
+    async def _in_thread(self, fn: Callable[[], T], *, connect: bool = True) -> T:
+        """``fn()`` in a worker thread, with the index file open only meanwhile: a
+        database held open would keep the logs dir's filesystem from being remounted."""
+        index = self.index
+
+        def call() -> T:
+            if connect:  # (``open`` connects, checks the file, makes it anew if need be)
+                index.connect()
+            try:
+                return fn()
+            finally:
+                index.close()
+
         async with self._lock:
-            return await trio.to_thread.run_sync(fn)
+            return await trio.to_thread.run_sync(call)
 
     async def query(self, fn: Callable[[RunIndex], T]) -> T:
         """``fn(index)`` in a worker thread, once the first sync is done; 503
@@ -208,12 +220,16 @@ class IndexService:
         self._send.send_nowait((agent.files, None, None))
 
     def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
+        if not any(counts_by_type.get(kind) for kind in _USAGE_KINDS):
+            return  # the usual batch: responses, tool calls… nothing to tally
         entry = self._tallies.get(agent)
         if entry is None:
             tally = UsageTally(model_from_command(agent.spec.command))
             entry = self._tallies[agent] = (tally, {})
         tally, last = entry
         tally.add_found(found)
+        if not counts_by_type.get("metric"):
+            return  # a model or a file: no figure changed
         totals = tally.totals()
         tokens, costs = usage_growth(last, totals)
         for model, kind, count in tokens:
