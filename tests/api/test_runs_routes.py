@@ -113,3 +113,22 @@ async def test_bad_parameters(client: Client, path: str, needle: str) -> None:
     response = await client.get(path)
     await expect_error(response, 400, "invalid_request")
     assert needle in json.loads(await response.get_data(as_text=True))["error"]["message"]
+
+
+async def test_deleted_runs_stay_in_the_history(client: Client, supervisor: Supervisor) -> None:
+    await run_to_end(client, supervisor, {"name": "gone", "command": ["true"]})
+    (run,) = await indexed(client, 1)
+    assert run["deleted_at"] is None
+    assert (await client.delete("/api/agents/gone")).status_code == 200
+
+    async def deleted() -> list[Any]:
+        runs: list[Any] = (await get_json(client, "/api/runs?name=gone"))["runs"]
+        return runs
+
+    for _ in range(200):
+        runs = await deleted()
+        if runs[0]["deleted_at"] is not None:
+            break
+        await trio.sleep(0.05)
+    assert [r["id"] for r in runs] == [run["id"]] and runs[0]["deleted_at"]
+    assert runs[0]["status"] == "completed" and runs[0]["model"] is None
