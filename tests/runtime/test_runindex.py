@@ -14,6 +14,7 @@ import trio.testing
 
 from tests.helpers import make_config
 from tests.history.test_index import make_run
+from trio_wrapper.core.errors import Refusal
 from trio_wrapper.history.runfiles import RunFiles
 from trio_wrapper.runtime.agent import Agent
 from trio_wrapper.runtime.runindex import IndexService
@@ -70,9 +71,22 @@ async def test_retention_at_start_and_every_interval(
 
 
 async def test_queries_refused_until_started(tmp_path: Path) -> None:
-    from trio_wrapper.core.errors import Refusal
-
     service = IndexService(make_config(tmp_path), {})
     with pytest.raises(Refusal) as caught:
         await service.query(lambda index: index.count())
     assert caught.value.code == "index_unavailable"
+
+
+async def test_an_index_that_cannot_be_opened_is_refused_not_fatal(
+    tmp_path: Path, nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path)
+    (config.logs_path / "index.sqlite3").mkdir(parents=True)  # in the way of the file
+    service = IndexService(config, {})
+    await nursery.start(service.run)
+    with pytest.raises(Refusal) as caught:
+        await service.query(lambda index: index.count())
+    assert caught.value.code == "index_unavailable"
+    assert "cannot open the run index" in caught.value.message
+    assert any("unavailable" in r.getMessage() for r in caplog.records)
+    await service.stop()

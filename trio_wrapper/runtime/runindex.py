@@ -95,7 +95,7 @@ class IndexService:
         self._started = True
         try:
             await self._in_thread(self.index.open, connect=False)
-        except (OSError, sqlite3.Error) as exc:
+        except Exception as exc:  # (OSError, sqlite3.Error…): the daemon goes on without
             self._give_up(f"cannot open the run index {str(self.index.path)!r}: {exc}")
             task_status.started()
             await self._closed.wait()
@@ -126,7 +126,8 @@ class IndexService:
         began = time.monotonic()
         try:
             report = await self._in_thread(self.index.sync)
-        except (OSError, sqlite3.Error) as exc:
+        except Exception as exc:  # never the daemon's end: the index is only a cache
+            log.debug("run index sync failed", exc_info=exc)
             self._give_up(f"cannot sync the run index: {exc}")
             return
         self.ready.set()
@@ -199,6 +200,8 @@ class IndexService:
         except (OSError, sqlite3.Error) as exc:
             # The run files stay the truth: the next start's sync picks the run up.
             log.warning("run index: cannot record %s: %s", files.meta, exc)
+        except Exception:  # a bug here must not end the daemon: the index is a cache
+            log.exception("run index: cannot record %s", files.meta)
 
     # ---- AgentObserver --------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class IndexService:
         pass
 
     def on_status(self, agent: Agent, old: Status | None, new: Status) -> None:
-        if new is Status.STARTING:
+        if new is Status.STARTING or self.failed is not None:
             return
         tally: UsageTally | None = None
         if new.is_terminal:
@@ -217,7 +220,8 @@ class IndexService:
     def on_removed(self, agent: Agent) -> None:
         # DELETE wrote deleted_at into the meta file: read it from there.
         self._tallies.pop(agent, None)
-        self._send.send_nowait((agent.files, None, None))
+        if self.failed is None:
+            self._send.send_nowait((agent.files, None, None))
 
     def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
         if not any(counts_by_type.get(kind) for kind in _USAGE_KINDS):
@@ -252,6 +256,8 @@ class IndexService:
                 await self.apply_retention()
             except (OSError, sqlite3.Error) as exc:
                 retention_log.warning("retention failed: %s", exc)
+            except Exception:  # a bug here must not end the daemon
+                retention_log.exception("retention failed")
             await trio.sleep(self.config.retention.interval_seconds)
 
     async def apply_retention(self) -> list[Removal]:
