@@ -38,10 +38,12 @@ async def test_retention_at_start_and_every_interval(
     config = make_config(tmp_path, retention={"keep_runs": 1, "interval_seconds": 3600})
     logs = config.logs_path
     old = make_run(logs, "a", "2026-12-01-10-00-01", day="2026-11-01")
+    starting = make_run(logs, "a", "2026-12-01-10-00-06", day="2026-11-01", status="starting")
     live = make_run(logs, "a", "2026-12-01-10-00-02", day="2026-11-02", status="running")
     newest = make_run(logs, "a", "2026-12-01-10-00-03", day="2026-11-03")
     other = make_run(logs, "b", "2026-12-01-10-00-04")
-    # "a" is listed with a run that is not its newest, and still live: it stays.
+    # "a" is listed with a run that is not its newest, and still live: it stays. So does
+    # a run not ended that no agent lists (one being started).
     agents = {"a": listed(live, live=True)}
     service = IndexService(config, agents)
     await nursery.start(service.run)
@@ -49,6 +51,7 @@ async def test_retention_at_start_and_every_interval(
     assert not old.meta.exists() and not old.log("stdout").exists()
     assert not old.events.exists()
     assert live.meta.exists() and newest.meta.exists() and other.meta.exists()
+    assert starting.meta.exists()
     assert service.counters.retention_removed_runs == 1
     assert service.counters.retention_removed_bytes > 0
     removed = [r.getMessage() for r in caplog.records if r.name == "trio_wrapper.retention"]
@@ -57,7 +60,7 @@ async def test_retention_at_start_and_every_interval(
         " keep_runs"
     ]
     ids = await service.query(lambda index: [r.id for r in index.runs()])
-    assert "a/2026-12-01-10-00-01" not in ids and len(ids) == 3
+    assert "a/2026-12-01-10-00-01" not in ids and len(ids) == 4
 
     # A run of "b" appears on disk; the next pass, an interval later, removes the older.
     make_run(logs, "b", "2026-12-01-10-00-05", day="2026-12-02")

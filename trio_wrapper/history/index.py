@@ -157,6 +157,7 @@ class StoredRun:
     stamp: str
     disk_bytes: int
     started_ts: float | None
+    ended: bool  # a terminal status (else starting, running or stopping)
 
 
 def run_id(name: str, stamp: str) -> str:
@@ -459,12 +460,12 @@ class RunIndex:
         return int(total)
 
     def stored_runs(self) -> list[StoredRun]:
-        rows = (
-            self._checked()
-            .execute("SELECT id, name, stamp, disk_bytes, started_ts FROM runs")
-            .fetchall()
-        )
-        return [StoredRun(*row) for row in rows]
+        query = "SELECT id, name, stamp, disk_bytes, started_ts, status FROM runs"
+        rows = self._checked().execute(query).fetchall()
+        return [
+            StoredRun(rid, name, stamp, size, started, status in _TERMINAL)
+            for rid, name, stamp, size, started, status in rows
+        ]
 
     def runs(
         self,

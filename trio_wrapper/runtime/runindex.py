@@ -279,7 +279,8 @@ class IndexService:
                 run.name,
                 run.disk_bytes,
                 run.started_ts,
-                protected=run.id in listed,
+                # A run not ended may be one being started (not listed yet).
+                protected=run.id in listed or not run.ended,
             )
             for run in stored
         ]
