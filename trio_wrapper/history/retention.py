@@ -6,7 +6,8 @@ Three rules, each off at 0, applied in this order:
 - ``keep_days``: runs started longer ago than that are removed;
 - ``max_total_bytes``: while the runs left take more than that on disk, the oldest go.
 
-A protected run (a live one, or the run an agent is listed with) is never removed, and
+A protected run (a live one, one not ended, or the run an agent is listed with) is never
+removed, and
 still counts: as one of its name's ``keep_runs`` and in the total size.
 """
 
