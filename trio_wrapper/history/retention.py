@@ -7,8 +7,7 @@ Three rules, each off at 0, applied in this order:
 - ``max_total_bytes``: while the runs left take more than that on disk, the oldest go.
 
 A protected run (a live one, one not ended, or the run an agent is listed with) is never
-removed, and
-still counts: as one of its name's ``keep_runs`` and in the total size.
+removed, and still counts: as one of its name's ``keep_runs`` and in the total size.
 """
 
 from __future__ import annotations
