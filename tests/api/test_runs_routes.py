@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Any
 
 import pytest
@@ -95,6 +96,16 @@ async def test_runs_and_usage_of_real_transcripts(client: Client, supervisor: Su
     )
     assert 'trio_wrapper_cost_usd_total{agent="ai",model="' in text
     assert "trio_wrapper_retention_removed_runs_total 0" in text
+    promtool = shutil.which("promtool")
+    if promtool is not None:  # (tests/api/test_metrics_routes.py says when it is missing)
+        result = await trio.run_process(
+            [promtool, "check", "metrics"],
+            stdin=text.encode(),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
 
 @pytest.mark.parametrize(
