@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import msgspec
 
@@ -55,7 +55,6 @@ from trio_wrapper.history.usage import (
 INDEX_FILE: Final = "index.sqlite3"
 SCHEMA_VERSION: Final = 2
 GROUP_BY: Final[tuple[str, ...]] = ("day", "name", "model", "profile")
-GroupBy = Literal["day", "name", "model", "profile"]
 _TERMINAL: Final = frozenset(s.value for s in Status if s.is_terminal)
 _META_SUFFIX: Final = "-meta.json"
 _TOKEN_COLUMNS: Final = ", ".join(TOKEN_TYPES)
