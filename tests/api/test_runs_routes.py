@@ -116,6 +116,7 @@ async def test_runs_and_usage_of_real_transcripts(client: Client, supervisor: Su
         ("/api/runs?limit=1001", "between 1 and 1000"),
         ("/api/runs?limit=x", "limit"),
         ("/api/runs?since=yesterday", "since"),
+        ("/api/runs?since=0001-01-01", "since"),  # local midnight of year 1: not a time here
         ("/api/usage?until=12/06/2026", "until"),
         ("/api/usage?group_by=week", "one of: day, name, model, profile"),
     ],

@@ -168,11 +168,11 @@ def parse_moment(value: str) -> float | None:
     ``YYYY-MM-DD`` (local midnight); epoch seconds, or None if unreadable."""
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):  # also dates the local zone cannot take
         return None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
 
 
 def _started_ts(meta: RunMeta) -> float | None:
