@@ -52,6 +52,7 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/metrics.py
+	$(BIN)/python bench/history.py
 
 # Not part of `make test` (minutes, not seconds): (a) schemathesis against a running daemon's
 # /openapi.json, (b) property tests with many examples (tests/fuzz, skipped without FUZZ=1).

@@ -176,6 +176,17 @@ class LoggingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     limit_interval_seconds: float = 60.0
 
 
+class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # Each 0 = off. Of each agent name, keep the newest keep_runs runs; remove runs started
+    # more than keep_days ago; remove the oldest while all runs take more than
+    # max_total_bytes. A live run, and the run an agent is listed with, are never removed.
+    keep_runs: int = 0
+    keep_days: float = 0.0
+    max_total_bytes: int = 0
+    # Applied at start and then this often.
+    interval_seconds: float = 3600.0
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
@@ -209,6 +220,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     extraction: ExtractionConfig = msgspec.field(default_factory=ExtractionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
@@ -267,6 +279,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "extraction": ExtractionConfig,
     "metrics": MetricsConfig,
     "logging": LoggingConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -387,6 +400,12 @@ def validate(config: Config) -> None:
         raise ConfigError(f"logging.level: must be one of {', '.join(LOG_LEVELS)}")
     if config.logging.limit_interval_seconds < 0:
         raise ConfigError("logging.limit_interval_seconds: must not be negative")
+    retention = config.retention
+    for key in ("keep_runs", "keep_days", "max_total_bytes"):
+        if getattr(retention, key) < 0:
+            raise ConfigError(f"retention.{key}: must not be negative (0 = off)")
+    if not retention.interval_seconds > 0:
+        raise ConfigError("retention.interval_seconds: must be positive")
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
     token = config.token  # reads auth.token_file: an empty or unreadable one is refused

@@ -3,6 +3,7 @@
 daemon (root nursery)
 ├── hub              SSE timers (flush, ping, sweep)
 ├── supervisor       agents, each in its own nursery
+├── run index        SQLite off the event loop: runs, usage, retention (runtime.runindex)
 ├── stray reaper     collects agents' descendants re-parented here (the daemon is a subreaper)
 ├── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
 └── signal watcher   SIGTERM/SIGINT → orderly shutdown
@@ -38,6 +39,7 @@ from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.process import kill_strays, reap_strays_forever
 from trio_wrapper.runtime.proctree import become_subreaper
+from trio_wrapper.runtime.runindex import IndexService
 from trio_wrapper.runtime.supervisor import Supervisor
 
 log = logging.getLogger("trio_wrapper")
@@ -133,8 +135,10 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     descriptors = Descriptors(config.limits.fd_reserve)
     hub = Hub(hub_limits(config), descriptors)
     supervisor = Supervisor(config, observers=[hub], rules=rules, descriptors=descriptors)
-    lifecycle = Lifecycle(hub, supervisor, descriptors)
-    asgi = served_app(create_app(config, supervisor, hub), config)
+    index = IndexService(config, supervisor.agents)
+    supervisor.observers.append(index)
+    lifecycle = Lifecycle(hub, supervisor, index, descriptors)
+    asgi = served_app(create_app(config, supervisor, hub, index), config)
     stop_serving = trio.Event()
     server_done = trio.Event()
 

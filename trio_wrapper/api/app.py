@@ -25,7 +25,7 @@ from trio_wrapper.api.handlers import install_error_handlers
 from trio_wrapper.api.logredact import install_log_redaction
 from trio_wrapper.api.openapi import DocumentedModelsProvider
 from trio_wrapper.api.protocol_errors import install_json_protocol_errors
-from trio_wrapper.api.routes import agents, health, metrics
+from trio_wrapper.api.routes import agents, health, metrics, runs
 from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
 from trio_wrapper.config import Config, load_config
@@ -35,6 +35,7 @@ from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.eventlog import LIMIT_LOG, AgentEventLog
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
+from trio_wrapper.runtime.runindex import IndexService
 from trio_wrapper.runtime.supervisor import Supervisor
 
 DAEMON_LOGGER = "trio_wrapper"
@@ -46,13 +47,14 @@ def create_app(
     config: Config | None = None,
     supervisor: Supervisor | None = None,
     hub: Hub | None = None,
+    index: IndexService | None = None,
 ) -> QuartTrio:
-    """The app over a supervisor and hub owned by the caller (the daemon), or over its own:
-    a part not given is created here and started and stopped with the app."""
+    """The app over a supervisor, hub and run index owned by the caller (the daemon), or
+    over its own: a part not given is created here and started and stopped with the app."""
     if config is None:
         config = load_config(os.environ.get("TRIO_WRAPPER_CONFIG") or None)
         _own_logging(config)
-    owns_supervisor, owns_hub = supervisor is None, hub is None
+    owns_supervisor, owns_hub, owns_index = supervisor is None, hub is None, index is None
     # The daemon's parts share the daemon's budget; parts made here share one of their own.
     descriptors = Descriptors(config.limits.fd_reserve) if owns_supervisor and owns_hub else None
     if supervisor is None:
@@ -60,10 +62,16 @@ def create_app(
     if hub is None:
         hub = Hub(hub_limits(config), descriptors)
         supervisor.observers.append(hub)
-    app = build_app(AppState(config, supervisor), hub)
-    if owns_hub or owns_supervisor:
+    if index is None:
+        index = IndexService(config, supervisor.agents)
+        supervisor.observers.append(index)
+    app = build_app(AppState(config, supervisor, index), hub)
+    if owns_hub or owns_supervisor or owns_index:
         owned = Lifecycle(
-            hub if owns_hub else None, supervisor if owns_supervisor else None, descriptors
+            hub if owns_hub else None,
+            supervisor if owns_supervisor else None,
+            index if owns_index else None,
+            descriptors,
         )
         _serve_within(app, owned)
     return app
@@ -110,6 +118,7 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     supervisor.observers.append(model)
     model.register_sse(hub)
     metrics.install(app, state, model)
+    runs.install(app, state)
     install_sse_routes(app, hub, supervisor)
     return app
 

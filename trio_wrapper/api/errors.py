@@ -35,6 +35,7 @@ HTTP_STATUS: Final[Mapping[str, int]] = {
     "shutting_down": 503,
     "too_many_clients": 503,
     "too_many_open_files": 503,
+    "index_unavailable": 503,
 }
 
 # werkzeug's HTTP errors (routing, methods, body size) get the code of their status.

@@ -207,11 +207,12 @@ class RunSummary(msgspec.Struct):
     bytes_processed: int
     streams: dict[str, StreamFigures]
     extraction: Extraction
-    # Token and cost figures of the run when known; null otherwise.
-    usage: dict[str, Any] | None = None
+    # Tokens and cost of an ended run, from the run index; null while it runs, when it
+    # reported none, or when the index cannot answer.
+    usage: RunUsage | None = None
 
 
-class RunList(msgspec.Struct):
+class NameRuns(msgspec.Struct):
     name: str
     runs: list[RunSummary]
     count: int
@@ -309,3 +310,96 @@ class StateEvent(msgspec.Struct, kw_only=True):
     state: str
     detail: str
     timestamp: str
+
+
+# ---- the run index: GET /api/runs, GET /api/usage ---------------------------------------
+
+
+class RunsQuery(msgspec.Struct, kw_only=True):
+    """``since`` / ``until``: RFC 3339 or ``YYYY-MM-DD`` (local midnight), on ``started_at``."""
+
+    name: str | None = None
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 100
+
+
+class UsageQuery(msgspec.Struct, kw_only=True):
+    since: str | None = None
+    until: str | None = None
+    group_by: str = "day"
+
+
+class TokenCounts(msgspec.Struct):
+    """Tokens by type, as the CLI reported them (``other``: reported without a type)."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+    other: int = 0
+
+
+class ModelUsageEntry(msgspec.Struct):
+    model: str
+    tokens: TokenCounts
+    cost_usd: float | None
+
+
+class RunUsage(msgspec.Struct):
+    """A run's totals and their split by model (as in ``GET /api/runs``)."""
+
+    tokens: TokenCounts
+    cost_usd: float | None
+    models: list[ModelUsageEntry]
+
+
+class RunFile(msgspec.Struct):
+    """A file the run touched (``file_op`` records) and what it did to it."""
+
+    path: str
+    ops: list[str]
+
+
+class RunEntry(msgspec.Struct):
+    id: str
+    name: str
+    stamp: str
+    status: str
+    format: str
+    profile: str | None
+    model: str | None
+    command: list[str]
+    started_at: str | None
+    completed_at: str | None
+    duration_seconds: float | None
+    exit_code: int | None
+    bytes: int
+    disk_bytes: int
+    deleted_at: str | None
+    tokens: TokenCounts
+    cost_usd: float | None
+    usage: list[ModelUsageEntry]
+    files: list[RunFile]
+
+
+class RunList(msgspec.Struct):
+    runs: list[RunEntry]
+    count: int
+
+
+class UsageGroup(msgspec.Struct):
+    key: str | None
+    runs: int
+    tokens: TokenCounts
+    cost_usd: float | None
+
+
+class UsageReport(msgspec.Struct):
+    group_by: str
+    since: str | None
+    until: str | None
+    groups: list[UsageGroup]
+    total: UsageGroup

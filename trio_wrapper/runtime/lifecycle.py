@@ -5,10 +5,12 @@ and the no-argument ``api.app.create_app()`` for a plain ``hypercorn -k trio`` (
 app's nursery, from ``before_serving`` / ``after_serving``).
 
 Start: the descriptor sampler, the hub's timers, then the supervisor (history loaded,
-agents' nursery open).
+agents' nursery open), then the run index (synced in the background, after history has
+marked interrupted runs).
 Stop: the streams end first (each gets a ``shutdown`` event, or it would hold the HTTP
 server's graceful stop for its whole timeout), then the server is told to stop taking
-requests, then every agent is stopped (group SIGTERM, grace, SIGKILL).
+requests, then every agent is stopped (group SIGTERM, grace, SIGKILL), then the run index
+writes their ends and closes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import trio
 from trio_wrapper.config import Config
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.hub import Hub, HubLimits
+from trio_wrapper.runtime.runindex import IndexService
 from trio_wrapper.runtime.supervisor import Supervisor
 
 
@@ -38,10 +41,12 @@ class Lifecycle:
         self,
         hub: Hub | None,
         supervisor: Supervisor | None,
+        index: IndexService | None = None,
         descriptors: Descriptors | None = None,
     ) -> None:
         self.hub = hub
         self.supervisor = supervisor
+        self.index = index
         self.descriptors = descriptors
 
     async def start(self, nursery: trio.Nursery) -> None:
@@ -52,6 +57,8 @@ class Lifecycle:
             await nursery.start(self.hub.run)
         if self.supervisor is not None:
             await nursery.start(self.supervisor.run)
+        if self.index is not None:
+            await nursery.start(self.index.run)
 
     async def stop(self, stop_serving: Callable[[], object] | None = None) -> None:
         """Streams end, then ``stop_serving()`` (if the caller runs the server), then
@@ -62,5 +69,7 @@ class Lifecycle:
             stop_serving()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.index is not None:
+            await self.index.stop()
         if self.descriptors is not None:
             self.descriptors.close()

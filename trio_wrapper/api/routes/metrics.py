@@ -29,6 +29,7 @@ def install(app: QuartTrio, state: AppState, model: MetricsModel) -> None:
     json_view = JsonView(model)
     # Looked up once: the host tag must not cost a system call per scrape.
     influx = InfluxView(model, namespace, socket.gethostname())
+    usage = state.index.counters if state.index is not None else None
 
     @app.route("/metrics", methods=["GET"])
     async def prometheus_metrics() -> Response:
@@ -36,7 +37,10 @@ def install(app: QuartTrio, state: AppState, model: MetricsModel) -> None:
 
         Every metric of the seed's list under the configured namespace; see docs/metrics.md.
         """
-        return Response(prometheus.render(), content_type=CONTENT_TYPE)
+        text = prometheus.render()
+        if usage is not None:  # tokens, cost, retention (metrics.usage)
+            text += usage.render(namespace)
+        return Response(text, content_type=CONTENT_TYPE)
 
     @app.route("/api/metrics", methods=["GET"])
     @document_response(MetricsDocument)
