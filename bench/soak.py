@@ -62,7 +62,10 @@ RSS_TOLERANCE = 0.10
 POST_CONCURRENCY = 10
 AGENT_TIMEOUT = 120.0  # seconds an agent may take to end before the wave fails
 CHECKPOINT_TIMEOUT = 60.0
-SETTLE_SECONDS = 3.0
+# A quiet daemon, before /proc is read: longer than hypercorn's keep-alive timeout (5 s;
+# a connection the client closed right after a stream's answer is noticed only then) and
+# than two quiet periods of the daemon's heap trim (runtime.heap.QuietTrim, 5 s each).
+SETTLE_SECONDS = 12.0
 SAFETY_TIMEOUT = 300.0  # the daemon's own timeout_seconds on every agent, a backstop
 
 # ---- the agents: each child's output is a function of its arguments --------------------
@@ -311,15 +314,46 @@ def fd_count(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
+TCP_STATES = {
+    "01": "ESTABLISHED",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "0A": "LISTEN",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "09": "LAST_ACK",
+}
+
+
+def tcp_states() -> dict[str, str]:
+    """Socket inode -> TCP state name, from /proc/net/tcp{,6}."""
+    states: dict[str, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9:
+                states[fields[9]] = TCP_STATES.get(fields[3], fields[3])
+    return states
+
+
 def fd_kinds(pid: int) -> Counter[str]:
-    """What the fds point at, by kind (socket, pipe, file under logs/...), for a report."""
+    """What the fds point at, by kind (a socket by its TCP state, pipe, file under
+    logs/...), for a report: a socket still open in CLOSE_WAIT is one the client closed."""
     kinds: Counter[str] = Counter()
+    states = tcp_states()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = str(fd.readlink())
         except OSError:
             continue
         kind = target.split(":")[0] if ":" in target else target.rsplit("/", 1)[0]
+        if kind == "socket":
+            kind = f"socket {states.get(target[8:-1], 'other')}"
         kinds[kind] += 1
     return kinds
 

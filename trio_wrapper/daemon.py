@@ -5,6 +5,7 @@ daemon (root nursery)
 ├── supervisor       agents, each in its own nursery
 ├── run index        SQLite off the event loop: runs, usage, retention (runtime.runindex)
 ├── stray reaper     collects agents' descendants re-parented here (the daemon is a subreaper)
+├── heap trimmer     gives back what floods left in the heap once all is quiet
 ├── hypercorn        hypercorn.trio.serve(app, shutdown_trigger=…)
 └── signal watcher   SIGTERM/SIGINT → orderly shutdown
 
@@ -34,7 +35,7 @@ from trio_wrapper.config import Config
 from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
 from trio_wrapper.runtime.descriptors import Descriptors
-from trio_wrapper.runtime.heap import keep_freed_heap
+from trio_wrapper.runtime.heap import QuietTrim, keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.process import kill_strays, reap_strays_forever
@@ -138,6 +139,10 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     index = IndexService(config, supervisor.agents)
     supervisor.observers.append(index)
     lifecycle = Lifecycle(hub, supervisor, index, descriptors)
+    # What floods left in the heap is given back once nothing has happened for a while.
+    trimmer = QuietTrim(
+        lambda: hub.events_total + hub.subscriptions_total + supervisor.started_total
+    )
     asgi = served_app(create_app(config, supervisor, hub, index), config)
     stop_serving = trio.Event()
     server_done = trio.Event()
@@ -158,6 +163,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
             if why_not is None:
                 nursery.start_soon(reap_strays)
             await lifecycle.start(nursery)
+            nursery.start_soon(trimmer.run)
             try:
                 binds = await nursery.start(run_server)
             except (OSError, BaseExceptionGroup) as exc:
@@ -191,6 +197,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         # Streams end first (with a `shutdown` event), or each would hold hypercorn's
         # graceful stop for its whole timeout; then the server stops, then the agents.
         await lifecycle.stop(stop_serving.set)
+        trimmer.close()
         if why_not is None:
             # Every agent killed its own tree; what no run could claim any more (its
             # environment cleared, its session left) is still below the subreaper.

@@ -7,15 +7,21 @@ defaults, buffers of 128 KiB and more are fresh ``mmap`` s and the top of the he
 given back to the kernel as soon as 128 KiB of it is free; the next read faults the
 same pages in again. On a 180 MB Claude stream that was up to 84,000 page faults and
 0.5 s of kernel time per run (0.15 s without them), and it came and went from run to
-run. Keeping up to :data:`TRIM_THRESHOLD` of freed heap costs at most that much
-resident memory after a flood, and nothing while idle.
+run. Keeping up to :data:`TRIM_THRESHOLD` of freed heap (and what fragmentation holds
+below the top) costs resident memory after a flood: :class:`QuietTrim` gives it back once
+the daemon has been quiet for :data:`QUIET_SECONDS`. (In a 10-minute soak, 200 SSE
+clients and 1,000 agents, the daemon's RSS measured quiet went 253 → 614 MB without it.)
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
+from collections.abc import Awaitable, Callable
+
+import trio
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,8 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 4 * 1024 * 1024
 # Free memory at the top of the heap is given back only beyond this.
 TRIM_THRESHOLD = 64 * 1024 * 1024
+# ... and all of it once the daemon has been quiet this long (``QuietTrim``).
+QUIET_SECONDS = 5.0
 
 
 def keep_freed_heap() -> bool:
@@ -44,3 +52,58 @@ def keep_freed_heap() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+def give_back_freed_heap() -> bool:
+    """Return the free pages of every malloc arena to the kernel (glibc's malloc_trim):
+    what :func:`keep_freed_heap` keeps for the next flood. False on another C library."""
+    path = ctypes.util.find_library("c")
+    try:
+        malloc_trim = ctypes.CDLL(path).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))
+
+
+async def _trim_in_thread() -> None:
+    # It walks every arena: milliseconds on a large heap, off the event loop.
+    await trio.to_thread.run_sync(give_back_freed_heap)
+
+
+class QuietTrim:
+    """Once the daemon has been quiet for a while (``activity()`` unchanged: no event
+    published, no stream opened, no agent started), give back what floods left in the
+    heap: collect the garbage, then trim. Never during a flood (the heap is kept then, on
+    purpose), and once per quiet spell."""
+
+    def __init__(
+        self,
+        activity: Callable[[], int],
+        quiet_seconds: float = QUIET_SECONDS,
+        trim: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self._activity = activity
+        self._quiet = quiet_seconds
+        self._trim = trim or _trim_in_thread
+        self._scope = trio.CancelScope()
+        self.trims = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        last, dirty = self._activity(), True
+        with self._scope:
+            while True:
+                await trio.sleep(self._quiet)
+                now = self._activity()
+                if now != last:
+                    last, dirty = now, True
+                elif dirty:
+                    gc.collect()
+                    await self._trim()
+                    self.trims += 1
+                    dirty = False
+
+    def close(self) -> None:
+        self._scope.cancel()

@@ -164,6 +164,7 @@ class Hub(Fanout[Client]):
     ) -> None:
         super().__init__(limits or HubLimits(), Client)
         self.descriptors = descriptors
+        self.subscriptions_total = 0  # asked for, refused or not: activity (heap.QuietTrim)
         self._closed = trio.Event()
         self._flusher: trio.lowlevel.Task | None = None  # waiting for the first news
         self._flushing = False  # ``run`` started the flusher; without it, no delay
@@ -219,6 +220,7 @@ class Hub(Fanout[Client]):
     ) -> Subscription[Client]:
         """The fan-out's subscribe, refused first (``too_many_open_files``) when the
         daemon is short of descriptors; a client refused by a limit is logged (throttled)."""
+        self.subscriptions_total += 1
         try:
             if self.descriptors is not None and not self.closing:
                 self.descriptors.admit("SSE client", CLIENT_DESCRIPTORS)
