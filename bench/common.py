@@ -8,6 +8,7 @@ started here is stopped in ``finally`` blocks by the callers.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import platform
@@ -82,6 +83,25 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def add_daemon_env(parser: argparse.ArgumentParser) -> None:
+    """``--daemon-env KEY=VALUE`` (repeatable): a setting for the daemon under test, e.g.
+    ``TRIO_WRAPPER_AGENTS_CGROUPS=false`` to measure without a cgroup per agent."""
+    parser.add_argument(
+        "--daemon-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the daemon, e.g. TRIO_WRAPPER_AGENTS_CGROUPS=false (repeatable)",
+    )
+
+
+def daemon_env(args: argparse.Namespace, base: dict[str, str]) -> dict[str, str]:
+    extra = dict(item.split("=", 1) for item in args.daemon_env if "=" in item)
+    if len(extra) != len(args.daemon_env):
+        raise BenchError("--daemon-env takes KEY=VALUE")
+    return {**base, **extra}
 
 
 def median(values: Sequence[float]) -> float:

@@ -20,7 +20,9 @@ import httpx
 import trio
 from common import (
     BenchError,
+    add_daemon_env,
     count_running,
+    daemon_env,
     daemon_rss_kb,
     goal_line,
     kill_leftovers,
@@ -78,7 +80,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs (default 5)")
     parser.add_argument("--agents", type=int, default=500, help="agents per run (default 500)")
     parser.add_argument("--concurrency", type=int, default=50, help="POSTs in flight")
+    add_daemon_env(parser)
     args = parser.parse_args()
+    env = daemon_env(args, DAEMON_ENV)
 
     print(f"machine: {machine()}")
     print(f"load average before: {load_average()}")
@@ -87,7 +91,7 @@ def main() -> int:
         pids: list[int] = []
         with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
             try:
-                with running_daemon(Path(tmp), env=DAEMON_ENV) as daemon:
+                with running_daemon(Path(tmp), env=env) as daemon:
                     sample = trio.run(
                         measure, daemon.url, daemon.pid, args.agents, args.concurrency, pids
                     )

@@ -19,7 +19,9 @@ import httpx
 import trio
 from common import (
     BenchError,
+    add_daemon_env,
     count_running,
+    daemon_env,
     goal_line,
     kill_leftovers,
     load_average,
@@ -60,7 +62,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs (default 5)")
     parser.add_argument("--agents", type=int, default=100, help="agents per run (default 100)")
+    add_daemon_env(parser)
     args = parser.parse_args()
+    env = daemon_env(args, DAEMON_ENV)
 
     print(f"machine: {machine()}")
     print(f"load average before: {load_average()}")
@@ -69,7 +73,7 @@ def main() -> int:
         pids: list[int] = []
         with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
             try:
-                with running_daemon(Path(tmp), env=DAEMON_ENV) as daemon:
+                with running_daemon(Path(tmp), env=env) as daemon:
                     times.append(trio.run(measure, daemon.url, args.agents, pids))
             finally:
                 kill_leftovers(pids, COMMAND)
