@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -238,3 +239,18 @@ def test_sigterm_with_100_stream_clients_exits_fast(patient_daemon: Daemon, tmp_
     finally:
         for sock in clients:
             sock.close()
+
+
+def test_a_sigterm_to_the_whole_group_stops_the_daemon_cleanly(tmp_path: Path) -> None:
+    """A service manager or `make run` stopped may signal the daemon's whole group, its
+    extraction worker with it: the worker leaves its end to the daemon (it ignores the
+    signal and exits when the daemon closes its stdin), so no fault is logged."""
+    daemon = Daemon(tmp_path, env=GRACE, cwd=REPO)
+    with daemon:
+        with daemon.client() as http:
+            created = http.post("/api/agents", json={"name": "g", "command": ["true"]})
+            assert created.status_code == 201, created.text
+        os.killpg(daemon.pid, signal.SIGTERM)
+        assert daemon.process.wait(STOP_BOUND) == 0, daemon.log
+    assert "extraction_worker_died" not in daemon.log, daemon.log
+    assert "all agents stopped; bye" in daemon.log

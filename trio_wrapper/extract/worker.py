@@ -205,9 +205,12 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
 
 
 def main() -> None:
-    # Ctrl-C in a terminal reaches the whole process group: the daemon decides when the
-    # worker ends (it closes stdin once its agents are done), not the keyboard.
+    # Ctrl-C in a terminal, and a SIGTERM to the group (`kill -- -PGID`, a service manager,
+    # `make run` stopped), reach the whole process group: the daemon decides when the worker
+    # ends (it closes stdin once its agents are done; a daemon that dies closes it too),
+    # not a signal meant for the daemon, which would end extraction under running agents.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # As in the daemon: what is built at start lives as long as the process, and batches
     # allocate many short-lived containers; a collection every 700 would cost a tenth.
     gc.freeze()
