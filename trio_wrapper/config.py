@@ -90,8 +90,10 @@ DEFAULT_ENV_PASSTHROUGH: tuple[str, ...] = (
 
 
 class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    # A cgroup (v2) per agent where the daemon can make one (runtime.cgroups).
-    cgroups: bool = True
+    # A cgroup (v2) per agent where the daemon can make one (runtime.cgroups). Off by
+    # default: joining it before exec makes each spawn a fork of the daemon (100 agents
+    # started at once: 0.9 s without, 1.6-2.7 s with; docs/benchmarks.md).
+    cgroups: bool = False
     stop_grace_seconds: float = 10.0
     default_format: str = "auto"
     allowed_commands: list[str] = msgspec.field(default_factory=list)

@@ -20,7 +20,7 @@ from trio_wrapper.core.cgroups import cgroup2_mount, own_cgroup
 
 pytestmark = pytest.mark.e2e
 
-GRACE = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2"}
+GRACE = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2", "TRIO_WRAPPER_AGENTS_CGROUPS": "true"}
 BOUND = 20.0  # how long a hung wait gets before the test fails; not a figure
 # The leader's child leaves its session, clears its environment (no cookie) and is
 # orphaned at once: /proc tracking has nothing to find it by.

@@ -24,8 +24,8 @@ from tests.helpers import PY
 
 pytestmark = pytest.mark.e2e
 
-# Without cgroups: /proc tracking alone must hold (machines where none can be made);
-# tests/e2e/test_cgroups.py has the same cases with them.
+# Without cgroups (the default): /proc tracking alone must hold; tests/e2e/test_cgroups.py
+# has the cases only a cgroup can catch.
 GRACE = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2", "TRIO_WRAPPER_AGENTS_CGROUPS": "false"}
 BOUND = 20.0  # how long a hung wait gets before the test fails; not a figure
 COOKIE_VAR = "TW_RUN_COOKIE"
