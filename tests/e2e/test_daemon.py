@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -250,7 +251,26 @@ def test_a_sigterm_to_the_whole_group_stops_the_daemon_cleanly(tmp_path: Path) -
         with daemon.client() as http:
             created = http.post("/api/agents", json={"name": "g", "command": ["true"]})
             assert created.status_code == 201, created.text
+        # The worker is started in the background: the signal is sent once it has set up
+        # (a SIGTERM in its first milliseconds, before the interpreter is up, still ends it).
+        poll(lambda: ignores_sigterm(daemon.pid), STOP_BOUND, "the worker never came up")
         os.killpg(daemon.pid, signal.SIGTERM)
         assert daemon.process.wait(STOP_BOUND) == 0, daemon.log
     assert "extraction_worker_died" not in daemon.log, daemon.log
     assert "all agents stopped; bye" in daemon.log
+
+
+def ignores_sigterm(daemon_pid: int) -> bool:
+    """Whether a child of the daemon (its extraction worker) ignores SIGTERM yet."""
+    children: list[str] = []
+    for task in Path(f"/proc/{daemon_pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += (task / "children").read_text().split()
+    for child in children:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{child}/status").read_text().splitlines():
+                if line.startswith("SigIgn:") and int(line.split()[1], 16) & (
+                    1 << (signal.SIGTERM - 1)
+                ):
+                    return True
+    return False
