@@ -93,3 +93,18 @@ async def test_an_index_that_cannot_be_opened_is_refused_not_fatal(
     assert "cannot open the run index" in caught.value.message
     assert any("unavailable" in r.getMessage() for r in caplog.records)
     await service.stop()
+
+
+async def test_a_full_write_queue_is_caught_up_from_the_run_files(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    config = make_config(tmp_path)
+    service = IndexService(config, {}, queue_size=1)
+    await nursery.start(service.run)
+    await service.ready.wait()
+    runs = [make_run(config.logs_path, f"n{i}", "2026-12-01-10-00-01") for i in range(5)]
+    for files in runs:  # no checkpoint between: one fits, four find the queue full
+        service._queue((files, None, None))
+    with trio.fail_after(10):
+        while await service.query(lambda index: index.count()) < len(runs):  # noqa: ASYNC110
+            await trio.sleep(0.01)

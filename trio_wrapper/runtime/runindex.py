@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -57,6 +56,8 @@ T = TypeVar("T")
 # How long a query waits for the first sync before it is refused (503 index_unavailable).
 READY_WAIT_SECONDS = 30.0
 # The record types a run's usage and files are made of.
+# Status changes waiting for the writer; past it they are read back from the run files.
+WRITE_QUEUE = 4096
 _USAGE_KINDS = ("metric", "session", "file_op")
 
 
@@ -68,6 +69,7 @@ class IndexService:
         counters: UsageCounters | None = None,
         *,
         index: RunIndex | None = None,
+        queue_size: int = WRITE_QUEUE,
     ) -> None:
         self.config = config
         self.index = index if index is not None else RunIndex(config.logs_path)
@@ -81,7 +83,10 @@ class IndexService:
         self._lock = trio.Lock()
         self._send, self._receive = trio.open_memory_channel[
             tuple[RunFiles, RunMeta | None, UsageTally | None]
-        ](math.inf)
+        ](queue_size)
+        # Set when a status change found the queue full: the run files still have it, and
+        # the writer syncs from them once it has caught up (the index is a cache).
+        self._behind = False
         self._tallies: dict[Agent, tuple[UsageTally, dict[str, ModelUsage]]] = {}
         self.ready = trio.Event()  # the first sync is done
         self.failed: str | None = None  # why the index could not be opened or synced
@@ -177,6 +182,22 @@ class IndexService:
     async def _write_forever(self) -> None:
         async for item in self._receive:
             await self._write(item)
+            if self._behind and self._receive.statistics().current_buffer_used == 0:
+                self._behind = False
+                await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """What the full queue could not take, read back from the run files."""
+        try:
+            await self._in_thread(self.index.sync)
+        except Exception as exc:  # the next start's sync picks the runs up
+            log.warning("run index: cannot sync after a full queue: %s", exc)
+
+    def _queue(self, item: tuple[RunFiles, RunMeta | None, UsageTally | None]) -> None:
+        try:
+            self._send.send_nowait(item)
+        except trio.WouldBlock:
+            self._behind = True
 
     async def _drain(self) -> None:
         while True:
@@ -215,13 +236,13 @@ class IndexService:
         if new.is_terminal:
             tally = self._tally(agent)
             self._tallies.pop(agent, None)
-        self._send.send_nowait((agent.files, run_meta(agent), tally))
+        self._queue((agent.files, run_meta(agent), tally))
 
     def on_removed(self, agent: Agent) -> None:
         # DELETE wrote deleted_at into the meta file: read it from there.
         self._tallies.pop(agent, None)
         if self.failed is None:
-            self._send.send_nowait((agent.files, None, None))
+            self._queue((agent.files, None, None))
 
     def on_records(self, agent: Agent, found: Found, counts_by_type: Mapping[str, int]) -> None:
         if not any(counts_by_type.get(kind) for kind in _USAGE_KINDS):
