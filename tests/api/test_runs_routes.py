@@ -115,6 +115,15 @@ async def test_runs_and_usage_of_real_transcripts(client: Client, supervisor: Su
         )
         assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
 
+    # DELETE takes the agent's series with it (unique names must not grow /metrics
+    # forever); its usage stays in /api/usage, read from the index.
+    assert (await client.delete("/api/agents/cl")).status_code == 200
+    text = await (await client.get("/metrics")).get_data(as_text=True)
+    assert 'agent="cl"' not in text
+    assert 'trio_wrapper_cost_usd_total{agent="ai",model="' in text
+    by_name = await get_json(client, "/api/usage?group_by=name")
+    assert [(g["key"], g["runs"]) for g in by_name["groups"]] == [("ai", 1), ("cl", 1)]
+
 
 @pytest.mark.parametrize(
     ("path", "needle"),

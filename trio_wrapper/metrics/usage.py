@@ -32,6 +32,15 @@ class UsageCounters:
             key = (agent, model)
             self.cost_usd[key] = self.cost_usd.get(key, 0.0) + usd
 
+    def forget_agent(self, agent: str) -> None:
+        """Drop a removed agent's series, as every per-agent series goes with its agent:
+        unique names would otherwise grow these maps for as long as the daemon runs. What
+        the agent used stays queryable in ``/api/usage`` (the run index)."""
+        for key in [key for key in self.tokens if key[0] == agent]:
+            del self.tokens[key]
+        for cost_key in [key for key in self.cost_usd if key[0] == agent]:
+            del self.cost_usd[cost_key]
+
     def add_removed(self, runs: int, size: int) -> None:
         self.retention_removed_runs += runs
         self.retention_removed_bytes += size

@@ -241,6 +241,7 @@ class IndexService:
     def on_removed(self, agent: Agent) -> None:
         # DELETE wrote deleted_at into the meta file: read it from there.
         self._tallies.pop(agent, None)
+        self.counters.forget_agent(agent.name)
         if self.failed is None:
             self._queue((agent.files, None, None))
 
