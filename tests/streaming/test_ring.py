@@ -103,3 +103,24 @@ def test_short_lines_are_still_bounded_by_count() -> None:
     for seq in range(1, 51):
         ring.append(Published.of_lines("a", seq, seq, [b"x"], "stdout", seq))
     assert (ring.oldest_id, ring.newest_id, len(ring)) == (41, 50, 10)
+
+
+def test_a_ring_keeps_a_reads_lines_as_one_buffer() -> None:
+    """Streamed and replayed, a run of lines stays one buffer: a bytes object per line,
+    kept for as long as the ring holds the run, would pin the allocator's arenas after a
+    flood (the daemon's RSS ratcheting up wave after wave)."""
+    from trio_wrapper.core.lines import LineSplitter
+
+    (batch,) = [LineSplitter().feed(b"one\ntwo \xff\n\nfour\npartial")]
+    lines = batch.lines
+    run = Published.of_lines("a", 1, 1, lines, "stdout", 1)
+    assert run.size == len(b"one" b"two \xff" b"" b"four") + 4 * 48  # as a split run counts
+    ring = EventRing(100)
+    ring.append(run)
+    assert "two \ufffd".encode() in run.wire() and run.wire(True)
+    expected = [b"one", b"two \xff", b"", b"four"]
+    assert [e.line for e in ring.since(0)] == expected
+    assert [e.line for e in ring.since(0)] == expected
+    assert list(lines) == expected
+    # Nothing above split it for good, nor kept the events.
+    assert lines._list is None and run._events is None  # type: ignore[attr-defined]

@@ -60,15 +60,27 @@ class Lines(Sequence[bytes]):
             return after_newline(self._list)
         return b"".join((b"\n", memoryview(self._data)[: self._end]))
 
+    @property
+    def nbytes(self) -> int:
+        """The lines' own bytes, without their newlines."""
+        if self._list is not None:
+            return sum(map(len, self._list))
+        return self._end - self._count + 1 if self._count else 0
+
+    def _split_once(self) -> list[bytes]:
+        if self._list is not None:
+            return self._list
+        if not self._count:
+            return []
+        parts = self._data.split(b"\n")
+        if self._end < len(self._data):
+            parts.pop()  # what followed the last newline: not a line yet
+        return parts
+
     def _split(self) -> list[bytes]:
         if self._list is None:
-            if not self._count:
-                self._list = []
-            else:
-                self._list = self._data.split(b"\n")
-                if self._end < len(self._data):
-                    self._list.pop()  # what followed the last newline: not a line yet
-            # Split once, kept once: a run an event ring holds keeps the list only.
+            # Split once, kept once (for indexing: rare).
+            self._list = self._split_once()
             self._data = b""
             self._end = 0
         return self._list
@@ -77,7 +89,11 @@ class Lines(Sequence[bytes]):
         return self._count
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._split())
+        # Not kept: an event ring holds runs of lines for minutes, and a bytes object per
+        # line, allocated amid a flood's short-lived objects, would pin the allocator's
+        # arenas long after the flood (the daemon's RSS then ratchets up). One buffer is
+        # one allocation; splitting it again costs less than keeping it split.
+        return iter(self._split_once())
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...

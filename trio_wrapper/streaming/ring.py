@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from trio_wrapper.core.lines import Lines
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.wire import Event, stamp
 
@@ -73,7 +74,8 @@ class Published:
         self._events = events
         # What it holds, roughly: its text, plus a bytes object's overhead per line.
         if lines is not None:
-            self.size = sum(map(len, lines)) + LINE_OVERHEAD * count
+            text = lines.nbytes if type(lines) is Lines else sum(map(len, lines))
+            self.size = text + LINE_OVERHEAD * count
         elif records is not None:
             self.size = len(records.data) + LINE_OVERHEAD * count
         else:
@@ -104,11 +106,13 @@ class Published:
         return self._events is not None and any(e.type == "complete" for e in self._events)
 
     def events(self) -> list[Event]:
-        """The run's events, built once and then shared by everyone who asks."""
+        """The run's events. Those of lines and records are built anew for each asker
+        (a replay, rare) and not kept: kept, they would be many small objects a ring holds
+        for minutes, which pin the allocator's arenas (see ``Lines.__iter__``)."""
         if self._events is None:
             agent, seq, gseq, created = self.agent, self.seq, self.gseq, self.created
             if self._records is not None:
-                self._events = [
+                return [
                     Event(
                         agent,
                         seq + i,
@@ -121,7 +125,7 @@ class Published:
                 ]
             else:
                 stream, line_num = self.stream, self.line_num
-                self._events = [
+                return [
                     Event(
                         agent,
                         seq + i,
