@@ -18,6 +18,7 @@ from quart_trio import QuartTrio
 from trio_wrapper.api.requests import DIGITS
 from trio_wrapper.api.responses import json_response
 from trio_wrapper.api.sse_app import SSE_HEADERS, SSEApp, SSEConnection, SSEResponse
+from trio_wrapper.api.transport import TRANSPORT_PEER, transport_peer
 from trio_wrapper.core.errors import invalid_request
 from trio_wrapper.core.models import SseStats, StreamQuery
 from trio_wrapper.history.events import read_events
@@ -28,16 +29,9 @@ from trio_wrapper.streaming.fanout import complete_data
 from trio_wrapper.streaming.replay import Gap
 from trio_wrapper.streaming.wire import Event, control, parse_last_event_id
 
-# Scope key for the TCP peer when a proxy-fix layer rewrote ``client`` (daemon.served_app).
-TRANSPORT_PEER = "trio_wrapper.transport_peer"
-
 
 def _peer() -> tuple[str, int] | None:
-    scope = cast(dict[str, Any], request.scope)
-    client = scope[TRANSPORT_PEER] if TRANSPORT_PEER in scope else scope.get("client")
-    if isinstance(client, tuple) and len(client) == 2:
-        return client  # hypercorn's own tuple: nothing more to keep per stream
-    return (client[0], client[1]) if client else None
+    return transport_peer(cast(dict[str, Any], request.scope))
 
 
 def _stream_params(hub: Hub) -> tuple[int | None, int | None]:

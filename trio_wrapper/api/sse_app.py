@@ -33,6 +33,7 @@ from quart.typing import ResponseTypes
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
+from trio_wrapper.api.body_drain import serve_draining
 from trio_wrapper.api.protocol_errors import head_refusal, send_error
 from trio_wrapper.api.sse_stream import StreamedAgent, run_stream
 from trio_wrapper.runtime.eventlog import LIMIT_LOG
@@ -154,7 +155,7 @@ class SSEApp(QuartTrio):
                 await send_error(send, refusal, [(b"connection", b"close")])
                 return
         if not _is_stream_request(scope):
-            await self.asgi_app(scope, receive, send)
+            await serve_draining(self.asgi_app, scope, receive, send)
             return
         connection = SSEConnection(self, cast(HTTPScope, scope))
         incoming = connection._create_request_from_scope(send)
