@@ -380,6 +380,7 @@ def test_aider(real_cli: Callable[[str], Installed], tmp_path: Path) -> None:
         ("python", PROGRAM.strip())
     ]
     assert [r["state"] for r in run.matches("state")] == ["commit"]
-    assert run.metric("tokens_sent") and run.metric("tokens_received") == [30]
+    # Aider counts tokens itself (its tokenizer), not from the usage the server reports.
+    assert run.metric("tokens_sent")[0] > 0 and run.metric("tokens_received")[0] > 0
     assert run.metric("cost_usd")[0] > 0
     assert run.series("trio_wrapper_cost_usd_total", agent="aider") > 0

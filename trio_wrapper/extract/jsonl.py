@@ -269,8 +269,8 @@ class JsonLinesExtractor(Generic[LineT]):
         self._other(raw, line_num, stream, out)
 
     def _spliced(self, raw: bytes, line_num: int, out: list[Record]) -> bool:
-        """Find an object spliced into ``raw`` (from its end backwards) and handle it; the
-        rest of the line, when it then reads as an object, too; else keep its head for the
+        """Find an object spliced into ``raw`` (from its end backwards) and handle it, after
+        the rest of the line when that then reads as an object; else keep the rest for the
         next line. False when no spliced object is found."""
         text = raw.decode("utf-8", "replace")
         end_at = len(text)
@@ -287,14 +287,14 @@ class JsonLinesExtractor(Generic[LineT]):
             inner = self._decode_line(text[start:end].encode())
             if inner is None:
                 continue
-            self._handle_safely(inner, line_num, out)
-            rest = text[:start] + text[end:]
-            if end < len(text):
-                outer = self._decode_line(rest.encode())
-                if outer is not None:
-                    self._handle_safely(outer, line_num, out)
-                    return True
-            self._fragment = (line_num, rest.encode())
+            rest = (text[:start] + text[end:]).encode()
+            outer = self._decode_line(rest)
+            if outer is not None:  # two objects on one line, or one inside the other
+                self._handle_safely(outer, line_num, out)
+                self._handle_safely(inner, line_num, out)
+            else:
+                self._handle_safely(inner, line_num, out)
+                self._fragment = (line_num, rest)
             return True
         return False
 
