@@ -436,7 +436,8 @@ def test_codex_plain_with_stdout_and_stderr_apart() -> None:
 
 
 # The real CLIs' own output (tests/integration/test_real_clis.py, against a fake model
-# server): a Write/write_file or shell call that makes hello.py, then a final answer.
+# server): a Write/write_file/apply_patch call that makes hello.py and a shell call that runs
+# it, then a final answer.
 CLAUDE_REAL = "claude/real_fake_server_2.1.197.jsonl"
 CODEX_REAL = "codex/real_fake_server_0.171.0.jsonl"
 GEMINI_REAL = "gemini/real_fake_server_0.61.0.jsonl"
@@ -446,11 +447,11 @@ FINAL = "Done: hello.py prints hello."
 
 
 def test_claude_real_2_1_197() -> None:
-    cwd = "/tmp/pytest-of-root/pytest-324/test_claude0/work"
+    cwd = "/tmp/pytest-of-root/pytest-380/test_claude0/project"
     got = rows(extract("claude-stream-json", lines_of(CLAUDE_REAL)))
     assert got == [
         ("session", 1, "model", "claude-opus-4-8[1m]"),
-        ("session", 1, "session_id", "8d13be3b-a8b1-4df6-8601-b852c2d6e1f6"),
+        ("session", 1, "session_id", "4c805487-8c15-4428-8cc4-66f9b9e1faed"),
         ("session", 1, "cwd", cwd),
         ("session", 1, "version", "2.1.197"),
         ("tool_call", 2, "Write", f"{cwd}/hello.py", "started", None),
@@ -462,8 +463,8 @@ def test_claude_real_2_1_197() -> None:
         ("metric", 6, "message_input_tokens", 2100, "tokens"),
         ("metric", 6, "message_output_tokens", 1, "tokens"),
         ("metric", 7, "total_cost_usd", 0.01825, "usd"),
-        ("metric", 7, "duration_ms", 932, "ms"),
-        ("metric", 7, "duration_api_ms", 135, "ms"),
+        ("metric", 7, "duration_ms", 1030, "ms"),
+        ("metric", 7, "duration_api_ms", 136, "ms"),
         ("metric", 7, "num_turns", 3, "turns"),
         ("metric", 7, "input_tokens", 3300, "tokens"),
         ("metric", 7, "output_tokens", 70, "tokens"),
@@ -474,27 +475,28 @@ def test_claude_real_2_1_197() -> None:
 
 
 def test_codex_real_0_171_0() -> None:
-    command = '/bin/bash -lc "printf \\"print(\'hello\')\\\\n\\" > hello.py && python3 hello.py'
-    command += ' > out.txt && cat out.txt"'
+    cwd = "/tmp/pytest-of-root/pytest-380/test_codex0/project"
+    command = "/bin/bash -lc 'python3 hello.py > out.txt && cat out.txt'"
     got = rows(extract("codex-json", lines_of(CODEX_REAL)))
     assert got == [
-        ("session", 1, "session_id", "01a24b9d-2e16-77f2-9a85-ca269ea59188"),
-        ("state", 3, "running_command", command),
-        ("tool_call", 4, "shell", command, "completed", 0),
-        ("response", 5, FINAL),
-        ("metric", 6, "input_tokens", 3300, "tokens"),
-        ("metric", 6, "cached_input_tokens", 0, "tokens"),
-        ("metric", 6, "output_tokens", 70, "tokens"),
-        ("metric", 6, "reasoning_output_tokens", 0, "tokens"),
-        ("state", 6, "turn_completed", ""),
+        ("session", 1, "session_id", "01a24ba9-aef5-7131-a8a0-c76e0568f7ec"),
+        ("file_op", 4, "create", f"{cwd}/hello.py"),  # apply_patch: a file_change item
+        ("state", 5, "running_command", command),
+        ("tool_call", 6, "shell", command, "completed", 0),
+        ("response", 7, FINAL),
+        ("metric", 8, "input_tokens", 3300, "tokens"),
+        ("metric", 8, "cached_input_tokens", 0, "tokens"),
+        ("metric", 8, "output_tokens", 70, "tokens"),
+        ("metric", 8, "reasoning_output_tokens", 0, "tokens"),
+        ("state", 8, "turn_completed", ""),
     ]
 
 
 def test_gemini_real_0_61_0() -> None:
-    cwd = "/tmp/pytest-of-root/pytest-328/test_gemini0/work"
+    cwd = "/tmp/pytest-of-root/pytest-380/test_gemini0/project"
     got = rows(extract("gemini-stream-json", lines_of(GEMINI_REAL)))
     assert got == [
-        ("session", 1, "session_id", "6483912b-309b-455b-ad8d-ff3a0409467b"),
+        ("session", 1, "session_id", "dd270867-8f7b-4c58-bcd3-c640111c718c"),
         ("session", 1, "model", "gemini-2.5-flash"),
         ("prompt", 2, PROMPT),
         ("tool_call", 3, "write_file", f"{cwd}/hello.py", "started", None),
@@ -506,7 +508,7 @@ def test_gemini_real_0_61_0() -> None:
         ("metric", 8, "output_tokens", 70, "tokens"),
         ("metric", 8, "cached", 0, "tokens"),
         ("metric", 8, "input", 3300, ""),
-        ("metric", 8, "duration_ms", 1374, "ms"),
+        ("metric", 8, "duration_ms", 1338, "ms"),
         ("metric", 8, "tool_calls", 2, ""),
     ]
 
@@ -526,7 +528,7 @@ def test_aider_real_0_86_2() -> None:
         ("metric", 22, "cost_usd", 0.0014, "usd"),
         ("metric", 22, "session_cost_usd", 0.0014, "usd"),
         ("file_op", 25, "update", "hello.py"),
-        ("state", 26, "commit", "55b0881 I will create hello.py."),
+        ("state", 26, "commit", "75f4855 I will create hello.py."),
         ("code_block", 29, "python", 1, "print('hello')"),
     ]
 

@@ -43,10 +43,12 @@ JSON = dict[str, Any]
 
 @dataclass(frozen=True)
 class Call:
-    """One tool call: the tool's name as the CLI offers it, and its arguments."""
+    """One tool call: the tool's name as the CLI offers it, and its arguments (a string for
+    a freeform tool of the responses API, e.g. Codex's ``apply_patch``: a
+    ``custom_tool_call`` with that ``input``)."""
 
     name: str
-    arguments: JSON
+    arguments: JSON | str
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,18 @@ class FakeOpenAIResponses(FakeModelServer):
                 }
             )
         for call in turn.tool_calls:
+            if isinstance(call.arguments, str):
+                output.append(
+                    {
+                        "type": "custom_tool_call",
+                        "id": f"ctc_fake_{self.next_id():04d}",
+                        "call_id": f"call_fake_{self.next_id():04d}",
+                        "name": call.name,
+                        "input": call.arguments,
+                        "status": "completed",
+                    }
+                )
+                continue
             output.append(
                 {
                     "type": "function_call",

@@ -152,10 +152,16 @@ def _claude_script(cwd: Path) -> Script:
 
 
 def _codex_script(cwd: Path) -> Script:
-    command = f'printf "{PROGRAM[:-1]}\\n" > hello.py && python3 hello.py > out.txt && cat out.txt'
+    # apply_patch is a freeform tool (a custom_tool_call); exec_command a function.
+    patch = f"*** Begin Patch\n*** Add File: hello.py\n+{PROGRAM}*** End Patch\n"
     return Script(
         [
-            Turn(tool_calls=[Call("exec_command", {"cmd": command})]),
+            Turn(
+                tool_calls=[
+                    Call("apply_patch", patch),
+                    Call("exec_command", {"cmd": "python3 hello.py > out.txt && cat out.txt"}),
+                ]
+            ),
             Turn(text=FINAL, input_tokens=2100, output_tokens=30),
         ]
     )
@@ -227,7 +233,7 @@ class Run:
 
 def run_through_daemon(name: str, tool: Installed, tmp_path: Path) -> Run:
     case = CASES[name]
-    cwd, home = tmp_path / "work", tmp_path / "home"
+    cwd, home = tmp_path / "project", tmp_path / "home"
     cwd.mkdir()
     home.mkdir()
     path = f"{tool.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -338,7 +344,10 @@ def test_codex(real_cli: Callable[[str], Installed], tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f-]{36}", session["session_id"])
     calls = run.matches("tool_calls")
     assert [(r["tool"], r["status"], r["exit_code"]) for r in calls] == [("shell", "completed", 0)]
-    assert "hello.py" in calls[0]["input"]
+    assert "python3 hello.py > out.txt && cat out.txt" in calls[0]["input"]
+    assert [(r["op"], r["path"]) for r in run.matches("file_ops")] == [
+        ("create", str(run.cwd / "hello.py"))
+    ]
     assert (run.cwd / "out.txt").read_text() == "hello\n"
     assert run.metric("input_tokens") == [1200 + 2100]
     assert run.metric("output_tokens") == [40 + 30]
