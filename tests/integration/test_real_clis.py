@@ -16,6 +16,7 @@ tests/extract/test_transcripts.py follow the CLIs as they change.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -237,12 +238,11 @@ def run_through_daemon(name: str, tool: Installed, tmp_path: Path) -> Run:
     cwd.mkdir()
     home.mkdir()
     path = f"{tool.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    try:
-        isolated = loopback_only()
-        isolated.__enter__()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"no network namespace of its own here: {exc}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(loopback_only())
+        except NetnsUnavailable as exc:
+            pytest.skip(f"no network namespace of its own here: {exc}")
         assert not reaches_outside(), "the namespace still has a route off the machine"
         with (
             case.server(case.script(cwd)) as server,
@@ -267,8 +267,6 @@ def run_through_daemon(name: str, tool: Installed, tmp_path: Path) -> Run:
             detail = http.get(f"/api/agents/{name}?include_matches=true&limit=1000").json()
             metrics = http.get("/metrics").text
             logs = {k: (daemon.cwd / v).read_bytes() for k, v in detail["logs"].items()}
-    finally:
-        isolated.__exit__(None, None, None)
     run = Run(detail, metrics, logs["stdout"], logs["stderr"], server, cwd, detail["command"])
     _keep_transcript(name, tool, case, run)
     return run
