@@ -192,22 +192,68 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
+    # What an argument ``{permissions}`` of ``command`` becomes (several arguments, or
+    # none); a request's ``permissions`` replaces it for that agent.
+    permissions: list[str] = msgspec.field(default_factory=list)
 
 
+# The shipped profiles, tried with Claude Code 2.1.197, Codex 0.171.0, Gemini CLI 0.61.0 and
+# Aider 0.86.2 (tests/integration): each lets an unattended agent work in its cwd, and takes
+# its endpoint, key and model from the agent's ``env`` alone (docs/profiles.md).
 def _default_profiles() -> dict[str, Profile]:
     return {
-        "codex": Profile(command=["codex", "exec", "--json", "{prompt}"], format="codex-json"),
+        "codex": Profile(
+            # stdin stays closed (the default): with a pipe, ``codex exec`` waits on it.
+            command=[
+                "codex",
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "{permissions}",
+                "{prompt}",
+            ],
+            format="codex-json",
+            permissions=["--sandbox", "workspace-write"],
+        ),
         "claude": Profile(
-            command=["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"],
+            command=[
+                "claude",
+                "-p",
+                "{prompt}",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "{permissions}",
+            ],
             format="claude-stream-json",
+            permissions=["--permission-mode", "acceptEdits", "--allowedTools", "Bash"],
         ),
         "gemini": Profile(
-            command=["gemini", "-p", "{prompt}", "--output-format", "stream-json"],
+            command=[
+                "gemini",
+                "-p",
+                "{prompt}",
+                "--output-format",
+                "stream-json",
+                "--skip-trust",
+                "{permissions}",
+            ],
             format="gemini-stream-json",
+            permissions=["--approval-mode", "yolo"],
         ),
         "aider": Profile(
-            command=["aider", "--yes-always", "--no-pretty", "--message", "{prompt}"],
+            command=[
+                "aider",
+                "--message",
+                "{prompt}",
+                "--no-pretty",
+                "--no-check-update",
+                "--analytics-disable",
+                "--no-show-model-warnings",
+                "{permissions}",
+            ],
             format="aider",
+            permissions=["--yes-always"],
         ),
     }
 

@@ -128,6 +128,33 @@ async def test_profile_with_prompt(tmp_path: Path, nursery: trio.Nursery) -> Non
     await sup.shutdown()
 
 
+async def test_profile_permissions_per_agent(tmp_path: Path, nursery: trio.Nursery) -> None:
+    config = make_config(tmp_path)
+    config.profiles["echo"] = type(config.profiles["codex"])(
+        command=["echo", "{permissions}", "{prompt}"], format="text", permissions=["--yes"]
+    )
+    sup = Supervisor(config)
+    await nursery.start(sup.run)
+    app = create_app(config, sup)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        shipped = await post_agent(client, {"name": "a", "profile": "echo", "prompt": "go"})
+        assert (await shipped.get_json())["command"] == ["echo", "--yes", "go"]
+        own = {"name": "b", "profile": "echo", "prompt": "go", "permissions": ["--ask", "-v"]}
+        assert (await (await post_agent(client, own)).get_json())["command"] == [
+            "echo",
+            "--ask",
+            "-v",
+            "go",
+        ]
+        await expect_error(
+            await post_agent(client, {"name": "c", "command": ["true"], "permissions": []}),
+            400,
+            "invalid_request",
+        )
+    await sup.shutdown()
+
+
 async def test_stdin_input_round_trip(client: Client, supervisor: Supervisor) -> None:
     code = "import sys\nfor line in sys.stdin: print(line.strip().upper(), flush=True)"
     await post_agent(client, {"name": "in", "command": [PY, "-c", code], "stdin": True})

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from trio_wrapper.config import Profile
+from trio_wrapper.config import Profile, load_config
 from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.models import AgentCreate
 from trio_wrapper.core.profiles import resolve_spec
@@ -14,6 +14,10 @@ from trio_wrapper.core.profiles import resolve_spec
 PROFILES = {
     "echo": Profile(command=["echo", "{prompt}"], format="text"),
     "fixed": Profile(command=["true"]),
+    "cli": Profile(
+        command=["cli", "-p", "{prompt}", "{permissions}", "--json"],
+        permissions=["--allow", "shell"],
+    ),
 }
 
 
@@ -53,6 +57,60 @@ def test_profile_fills_the_prompt_and_gives_its_format() -> None:
     assert resolve_spec(AgentCreate(name="f", profile="fixed"), PROFILES, "auto").command == [
         "true"
     ]
+
+
+def test_permissions_are_the_profiles_unless_the_request_gives_its_own() -> None:
+    shipped = resolve_spec(AgentCreate(name="c", profile="cli", prompt="go"), PROFILES, "auto")
+    assert shipped.command == ["cli", "-p", "go", "--allow", "shell", "--json"]
+    own = resolve_spec(
+        AgentCreate(name="c", profile="cli", prompt="go", permissions=["--ask", "{prompt}"]),
+        PROFILES,
+        "auto",
+    )
+    # The request's flags replace the profile's, as they are ({prompt} is not filled in).
+    assert own.command == ["cli", "-p", "go", "--ask", "{prompt}", "--json"]
+    none = AgentCreate(name="c", profile="cli", prompt="go", permissions=[])
+    assert resolve_spec(none, PROFILES, "auto").command == ["cli", "-p", "go", "--json"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"command": ["ls"], "permissions": ["-y"]}, "'permissions' goes with 'profile'"),
+        ({"profile": "fixed", "permissions": ["-y"]}, "takes no 'permissions'"),
+        ({"profile": "cli", "prompt": "x", "permissions": ["a\x00b"]}, "must not contain NUL"),
+    ],
+)
+def test_permissions_refused(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(Refusal) as caught:
+        resolve(name="c", **fields)
+    assert caught.value.code == "invalid_request"
+    assert message in str(caught.value)
+
+
+def test_shipped_profiles_give_unattended_flags() -> None:
+    profiles = load_config(None, environ={}).profiles
+    argv = {
+        name: resolve_spec(
+            AgentCreate(name="a", profile=name, prompt="P"), profiles, "auto"
+        ).command
+        for name in ("claude", "codex", "gemini", "aider")
+    }
+    assert argv["claude"] == [
+        "claude", "-p", "P", "--output-format", "stream-json", "--verbose",
+        "--permission-mode", "acceptEdits", "--allowedTools", "Bash",
+    ]  # fmt: skip
+    assert argv["codex"] == [
+        "codex", "exec", "--json", "--skip-git-repo-check", "--sandbox", "workspace-write", "P",
+    ]  # fmt: skip
+    assert argv["gemini"] == [
+        "gemini", "-p", "P", "--output-format", "stream-json", "--skip-trust",
+        "--approval-mode", "yolo",
+    ]  # fmt: skip
+    assert argv["aider"] == [
+        "aider", "--message", "P", "--no-pretty", "--no-check-update", "--analytics-disable",
+        "--no-show-model-warnings", "--yes-always",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -517,7 +517,8 @@ def _claude_transcript_lines() -> list[bytes]:
 
 def test_claude_line_numbers_hold_with_blank_and_doubled_lines() -> None:
     """A blank line and a line holding two objects in one batch: each line keeps its own
-    number (a value stream decoder would pair the blank line with the double one)."""
+    number (a value stream decoder would pair the blank line with the double one). The
+    doubled line is mended (as a spliced line is: test_drift.py), both its objects read."""
     init = {"type": "system", "subtype": "init", "session_id": "s", "model": "m"}
     result = {"type": "result", "subtype": "success", "num_turns": 1}
     doubled = msgspec.json.encode(result) + b" " + msgspec.json.encode(result)
@@ -528,6 +529,10 @@ def test_claude_line_numbers_hold_with_blank_and_doubled_lines() -> None:
         assert got == [
             ("session", 1),
             ("session", 1),
+            ("metric", 3),
+            ("state", 3),
+            ("metric", 3),
+            ("state", 3),
             ("metric", 4),
             ("state", 4),
         ]

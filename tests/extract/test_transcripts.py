@@ -18,17 +18,21 @@ from trio_wrapper.extract import Record, make_extractor, record_type
 FORMATS = {
     "aider/edit_and_commit_2025-12.txt": "aider",
     "aider/header_v0.86.2.txt": "aider",
+    "aider/real_fake_server_0.86.2.txt": "aider",
     "claude/gleam_golden_basic_query_2.1.7.jsonl": "claude-stream-json",
     "claude/gleam_init_and_result_2.1.3.jsonl": "claude-stream-json",
+    "claude/real_fake_server_2.1.197.jsonl": "claude-stream-json",
     "claude/vincent_stream_permission_allow_2.1.226.jsonl": "claude-stream-json",
     "codex/exec_json_docs_sample.jsonl": "codex-json",
     "codex/plain_exec_v0.114.0_claude-os-worker.txt": "text",
     "codex/plain_exec_v0.93_gaia_go.txt": "text",
+    "codex/real_fake_server_0.171.0.jsonl": "codex-json",
     "codex/vincent_failure.jsonl": "codex-json",
     "codex/vincent_success.jsonl": "codex-json",
     "codex/vincent_tooluse.jsonl": "codex-json",
     "gemini/official_docs_json_output_example.json": "gemini-stream-json",
     "gemini/official_docs_stream_json_example_v0.11.jsonl": "gemini-stream-json",
+    "gemini/real_fake_server_0.61.0.jsonl": "gemini-stream-json",
 }
 
 
@@ -429,3 +433,110 @@ def test_codex_plain_with_stdout_and_stderr_apart() -> None:
     got = ex.feed(lines[:40], 1, "stderr") + ex.feed(lines[40:], 41, "stdout") + ex.finish()
     assert rows(got) == rows(extract("text", lines))
     assert [record_type(r) for r in got].count("code_block") == 1
+
+
+# The real CLIs' own output (tests/integration/test_real_clis.py, against a fake model
+# server): a Write/write_file/apply_patch call that makes hello.py and a shell call that runs
+# it, then a final answer.
+CLAUDE_REAL = "claude/real_fake_server_2.1.197.jsonl"
+CODEX_REAL = "codex/real_fake_server_0.171.0.jsonl"
+GEMINI_REAL = "gemini/real_fake_server_0.61.0.jsonl"
+AIDER_REAL = "aider/real_fake_server_0.86.2.txt"
+PROMPT = "Write hello.py that prints hello, run it, and tell me what it printed."
+FINAL = "Done: hello.py prints hello."
+
+
+def test_claude_real_2_1_197() -> None:
+    cwd = "/tmp/pytest-of-root/pytest-380/test_claude0/project"
+    got = rows(extract("claude-stream-json", lines_of(CLAUDE_REAL)))
+    assert got == [
+        ("session", 1, "model", "claude-opus-4-8[1m]"),
+        ("session", 1, "session_id", "4c805487-8c15-4428-8cc4-66f9b9e1faed"),
+        ("session", 1, "cwd", cwd),
+        ("session", 1, "version", "2.1.197"),
+        ("tool_call", 2, "Write", f"{cwd}/hello.py", "started", None),
+        ("file_op", 2, "create", f"{cwd}/hello.py"),
+        ("metric", 2, "message_input_tokens", 1200, "tokens"),
+        ("metric", 2, "message_output_tokens", 1, "tokens"),
+        ("tool_call", 3, "Bash", "python3 hello.py > out.txt && cat out.txt", "started", None),
+        ("response", 6, FINAL),
+        ("metric", 6, "message_input_tokens", 2100, "tokens"),
+        ("metric", 6, "message_output_tokens", 1, "tokens"),
+        ("metric", 7, "total_cost_usd", 0.01825, "usd"),
+        ("metric", 7, "duration_ms", 1030, "ms"),
+        ("metric", 7, "duration_api_ms", 136, "ms"),
+        ("metric", 7, "num_turns", 3, "turns"),
+        ("metric", 7, "input_tokens", 3300, "tokens"),
+        ("metric", 7, "output_tokens", 70, "tokens"),
+        ("metric", 7, "cache_creation_input_tokens", 0, "tokens"),
+        ("metric", 7, "cache_read_input_tokens", 0, "tokens"),
+        ("state", 7, "turn_completed", "success"),
+    ]
+
+
+def test_codex_real_0_171_0() -> None:
+    cwd = "/tmp/pytest-of-root/pytest-380/test_codex0/project"
+    command = "/bin/bash -lc 'python3 hello.py > out.txt && cat out.txt'"
+    got = rows(extract("codex-json", lines_of(CODEX_REAL)))
+    assert got == [
+        ("session", 1, "session_id", "01a24ba9-aef5-7131-a8a0-c76e0568f7ec"),
+        ("file_op", 4, "create", f"{cwd}/hello.py"),  # apply_patch: a file_change item
+        ("state", 5, "running_command", command),
+        ("tool_call", 6, "shell", command, "completed", 0),
+        ("response", 7, FINAL),
+        ("metric", 8, "input_tokens", 3300, "tokens"),
+        ("metric", 8, "cached_input_tokens", 0, "tokens"),
+        ("metric", 8, "output_tokens", 70, "tokens"),
+        ("metric", 8, "reasoning_output_tokens", 0, "tokens"),
+        ("state", 8, "turn_completed", ""),
+    ]
+
+
+def test_gemini_real_0_61_0() -> None:
+    cwd = "/tmp/pytest-of-root/pytest-380/test_gemini0/project"
+    got = rows(extract("gemini-stream-json", lines_of(GEMINI_REAL)))
+    assert got == [
+        ("session", 1, "session_id", "dd270867-8f7b-4c58-bcd3-c640111c718c"),
+        ("session", 1, "model", "gemini-2.5-flash"),
+        ("prompt", 2, PROMPT),
+        ("tool_call", 3, "write_file", f"{cwd}/hello.py", "started", None),
+        ("file_op", 3, "create", f"{cwd}/hello.py"),
+        ("tool_call", 4, "run_shell_command", "python3 hello.py > out.txt", "started", None),
+        ("response", 7, FINAL),
+        ("metric", 8, "total_tokens", 3370, "tokens"),
+        ("metric", 8, "input_tokens", 3300, "tokens"),
+        ("metric", 8, "output_tokens", 70, "tokens"),
+        ("metric", 8, "cached", 0, "tokens"),
+        ("metric", 8, "input", 3300, ""),
+        ("metric", 8, "duration_ms", 1338, "ms"),
+        ("metric", 8, "tool_calls", 2, ""),
+    ]
+
+
+def test_aider_real_0_86_2() -> None:
+    got = rows(extract("aider", lines_of(AIDER_REAL)))
+    assert got == [
+        ("session", 7, "version", "0.86.2"),
+        ("session", 8, "model", "openai/fake-coder"),
+        ("session", 8, "edit_format", "whole"),
+        ("session", 9, "git_repo", ".git"),
+        ("metric", 9, "repo_files", 0, "files"),
+        ("session", 10, "repo_map", "using 4096 tokens, auto refresh"),
+        ("code_block", 18, "python", 1, "print('hello')"),
+        ("metric", 22, "tokens_sent", 607, "tokens"),
+        ("metric", 22, "tokens_received", 18, "tokens"),
+        ("metric", 22, "cost_usd", 0.0014, "usd"),
+        ("metric", 22, "session_cost_usd", 0.0014, "usd"),
+        ("file_op", 25, "update", "hello.py"),
+        ("state", 26, "commit", "75f4855 I will create hello.py."),
+        ("code_block", 29, "python", 1, "print('hello')"),
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_no_transcript_has_unknown_event_types(name: str) -> None:
+    """Every event type the recorded CLIs print is one their format knows."""
+    ex = make_extractor(FORMATS[name])
+    ex.feed(lines_of(name), 1, "stdout")
+    ex.finish()
+    assert ex.take_unknown() == {}

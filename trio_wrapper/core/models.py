@@ -30,6 +30,9 @@ class AgentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     args: list[str] | None = None
     profile: str | None = None
     prompt: str | None = None
+    # Replaces the profile's permission flags (its ``{permissions}`` argument); only with
+    # ``profile``.
+    permissions: list[str] | None = None
     cwd: str | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     format: Format | None = None
@@ -97,6 +100,9 @@ class Extraction(msgspec.Struct):
     total_matches: int
     in_code_block: bool
     matches_by_type: dict[str, int]
+    # Event types of a structured format the extractor does not know (a CLI changed its
+    # output), with their counts: at most 16 names, the rest as "(other)".
+    unknown_events: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class LeftoverProcess(msgspec.Struct):
@@ -253,6 +259,7 @@ class MetaExtraction(msgspec.Struct, kw_only=True):
     total_matches: int = 0
     in_code_block: bool = False
     matches_by_type: dict[str, int] = msgspec.field(default_factory=dict)
+    unknown_events: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class RunMeta(msgspec.Struct, kw_only=True):

@@ -25,6 +25,14 @@ class CommandProfile(Protocol):
     @property
     def format(self) -> str: ...
 
+    @property
+    def permissions(self) -> Sequence[str]: ...
+
+
+# An argument that is exactly this becomes the profile's permission flags (several
+# arguments, or none), or the request's ``permissions`` when it gives them.
+PERMISSIONS = "{permissions}"
+
 
 def resolve_spec(
     body: AgentCreate,
@@ -52,11 +60,13 @@ def resolve_spec(
             raise Refusal("unknown_profile", f"no profile named {body.profile!r}")
         if any("{prompt}" in arg for arg in profile.command) and body.prompt is None:
             raise invalid_request(f"profile {body.profile!r} needs a 'prompt'")
-        argv = [arg.replace("{prompt}", body.prompt or "") for arg in profile.command]
+        argv = expand(profile, body.prompt or "", body.permissions)
         fmt = fmt or profile.format
     else:
         if body.prompt is not None:
             raise invalid_request("'prompt' goes with 'profile'")
+        if body.permissions is not None:
+            raise invalid_request("'permissions' goes with 'profile'")
         if body.command is None:
             raise invalid_request("'command' (argv list) or 'profile' is required")
         if isinstance(body.command, str):
@@ -80,6 +90,21 @@ def resolve_spec(
         timeout_seconds=body.timeout_seconds,
         profile=body.profile,
     )
+
+
+def expand(profile: CommandProfile, prompt: str, permissions: Sequence[str] | None) -> list[str]:
+    """The profile's argv: ``{prompt}`` substrings replaced by the prompt, an argument
+    ``{permissions}`` by the permission flags (the request's, else the profile's)."""
+    if permissions is not None and PERMISSIONS not in profile.command:
+        raise invalid_request("this profile takes no 'permissions' (no {permissions} argument)")
+    flags = list(profile.permissions if permissions is None else permissions)
+    argv: list[str] = []
+    for arg in profile.command:
+        if arg == PERMISSIONS:
+            argv.extend(flags)
+        else:
+            argv.append(arg.replace("{prompt}", prompt))
+    return argv
 
 
 def check_env(env: Mapping[str, str]) -> None:

@@ -30,6 +30,29 @@ class Extractor(Protocol):
 
     def finish(self) -> list[Record]: ...
 
+    def take_unknown(self) -> dict[str, int]:
+        """Event types the format does not know (a CLI changed its output), counted since
+        the last call: at most ``MAX_UNKNOWN_KINDS`` names, the rest as ``(other)``."""
+        ...
+
+
+# An extractor of a structured format counts the event types it does not know, so that a
+# CLI that changed its output shows up as such instead of silently yielding nothing.
+MAX_UNKNOWN_KINDS = 16
+MAX_KIND_CHARS = 64
+OTHER_KIND = "(other)"
+NO_KIND = "(none)"
+
+
+def count_unknown(counts: dict[str, int], kind: str, count: int = 1) -> None:
+    """Add ``count`` events of ``kind`` to ``counts``, keeping it to ``MAX_UNKNOWN_KINDS``
+    names (cut to ``MAX_KIND_CHARS``) plus ``(other)``: a CLI printing a new type name on
+    every line cannot grow it without bound."""
+    kind = kind[:MAX_KIND_CHARS] or NO_KIND
+    if kind not in counts and len(counts) >= MAX_UNKNOWN_KINDS:
+        kind = OTHER_KIND
+    counts[kind] = counts.get(kind, 0) + count
+
 
 class NullExtractor:
     """Format ``none``: lines are logged and counted elsewhere, nothing is extracted."""
@@ -49,6 +72,9 @@ class NullExtractor:
 
     def finish(self) -> list[Record]:
         return []
+
+    def take_unknown(self) -> dict[str, int]:
+        return {}
 
 
 def decode_batch(lines: Sequence[bytes]) -> str:

@@ -88,6 +88,18 @@ class Line(msgspec.Struct, gc=False):
 
 
 _NO_MESSAGE: Final = Message()
+# Line types read but with nothing to extract: not counted as unknown.
+_QUIET_TYPES: Final = frozenset(
+    {
+        "stream_event",  # --include-partial-messages: the deltas of what comes whole later
+        "rate_limit_event",
+        "control_response",
+        "control_cancel_request",
+        "keep_alive",
+        "auth_status",
+        "tool_progress",
+    }
+)
 _decode_text = msgspec.json.Decoder(str | list[Any] | None).decode
 # Built-in tools that touch one file, the op, and where the path is.
 _FILE_TOOLS: Final = {
@@ -163,6 +175,8 @@ class ClaudeJsonExtractor(JsonLinesExtractor[Line]):
             if request is not None and request.subtype == "can_use_tool":
                 tool = tool_name(request.tool_name)
                 out.append(State(line_num, "waiting_for_input", f"permission to use {tool}"))
+        elif kind not in _QUIET_TYPES:
+            self._note_unknown(kind)
 
     def _assistant(self, line: Line, message: Message, line_num: int, out: list[Record]) -> None:
         # The init line may be missing or trimmed; then the first message says it.

@@ -63,6 +63,10 @@ def unwrap_message(message: str) -> str:
     return message
 
 
+# Item types with nothing to extract: not counted as unknown.
+_QUIET_ITEMS: Final = frozenset({"user_message"})
+
+
 class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
     FORMAT = "codex-json"
 
@@ -90,6 +94,8 @@ class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
             for key, value in obj.items():
                 if type(value) is str:
                     out.append(Session(line_num, "_".join(key.lower().split()), short(value)))
+        else:
+            self._note_unknown("")
 
     # Current shape.
 
@@ -111,6 +117,8 @@ class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
             self._error(get_str(get_dict(obj, "error"), "message"), line_num, out)
         elif kind == "error":
             self._error(get_str(obj, "message"), line_num, out)
+        elif kind != "turn.started":
+            self._note_unknown(kind)
 
     def _item(self, kind: str, item: dict[str, Any], line_num: int, out: list[Record]) -> None:
         item_type = get_str(item, "type")
@@ -150,6 +158,8 @@ class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
             out.append(ToolCall(line_num, "web_search", short(get_str(item, "query")), "completed"))
         elif item_type == "error":
             self._error(get_str(item, "message"), line_num, out)
+        elif item_type not in _QUIET_ITEMS:
+            self._note_unknown(f"item:{item_type}")
 
     def _plan(self, item_id: str, text: str, line_num: int, out: list[Record]) -> None:
         # A todo list is re-sent on every update and at completion; a record only

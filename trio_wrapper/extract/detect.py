@@ -87,6 +87,9 @@ class AutoExtractor:
     def in_code_block(self) -> bool:
         return self._delegate is not None and self._delegate.in_code_block
 
+    def take_unknown(self) -> dict[str, int]:
+        return {} if self._delegate is None else self._delegate.take_unknown()
+
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         if self._delegate is not None:
             return self._delegate.feed(lines, first_line_num, stream)

@@ -114,6 +114,8 @@ class GeminiJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
                 out.append(Error(line_num, short(message), "agent"))
             for key, value in get_dict(obj, "stats").items():
                 add_metric(out, line_num, key, value, unit_for(key))
+        else:
+            self._note_unknown(kind if type(kind) is str else "")
 
     def _tool_use(self, obj: dict[str, Any], line_num: int, out: list[Record]) -> None:
         name = get_str(obj, "tool_name")

@@ -14,13 +14,14 @@ its default) by :func:`drop_invalid`. Either way format drift never raises.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from trio_wrapper.extract.base import decode_batch, error_line, with_rules
+from trio_wrapper.extract.base import count_unknown, decode_batch, error_line, with_rules
 from trio_wrapper.extract.fences import code_blocks_in
 from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
 from trio_wrapper.extract.rules import Rule
@@ -31,6 +32,12 @@ _encode = msgspec.json.Encoder().encode
 _BLANK = frozenset(b" \t\r\n")
 # A line wrong in more places than this is not worth mending: it yields nothing.
 MAX_REPAIRS = 32
+# A broken line is searched for at most this many objects spliced into it (below).
+MAX_SPLICE_TRIES = 8
+# A fragment waiting for the rest of its line is kept up to this size.
+MAX_FRAGMENT_BYTES = 1024 * 1024
+_SPLICE_MARK = b'{"type":'
+_raw_decode = json.JSONDecoder().raw_decode
 
 LineT = TypeVar("LineT")
 
@@ -159,6 +166,11 @@ class JsonLinesExtractor(Generic[LineT]):
         self._strict: Callable[[bytes], LineT] | None = getattr(decode_line, "strict", None)
         # True while a subclass collects raw lines itself (a multi-line JSON document).
         self._capturing = False
+        # Event types not known to the subclass, since the last ``take_unknown``.
+        self._unknown: dict[str, int] = {}
+        # The head of a line another line was spliced into: (its line number, its bytes),
+        # waiting for the rest on the next line.
+        self._fragment: tuple[int, bytes] | None = None
 
     @property
     def format(self) -> str:
@@ -183,7 +195,7 @@ class JsonLinesExtractor(Generic[LineT]):
                     found = decode_line(raw)
                     if found is None:
                         if raw:
-                            self._other(raw, line_num, stream, out)
+                            self._broken(raw, line_num, stream, out)
                         continue
                     line = found
                 mark = len(out)
@@ -210,7 +222,7 @@ class JsonLinesExtractor(Generic[LineT]):
                     # shape still trips a handler, lose that line, never the stream.
                     del out[mark:]
             elif raw:
-                self._other(raw, line_num, stream, out)
+                self._broken(raw, line_num, stream, out)
             line_num += 1
         if self._rules:
             out = with_rules(out, self._rules, decode_batch(lines), first_line_num)
@@ -219,8 +231,72 @@ class JsonLinesExtractor(Generic[LineT]):
     def finish(self) -> list[Record]:
         return []
 
+    def take_unknown(self) -> dict[str, int]:
+        unknown = self._unknown
+        if unknown:
+            self._unknown = {}
+        return unknown
+
+    def _note_unknown(self, kind: str) -> None:
+        """An event of a type this format does not know (see ``base.count_unknown``)."""
+        count_unknown(self._unknown, kind)
+
     def _handle(self, obj: LineT, line_num: int, out: list[Record]) -> None:
         raise NotImplementedError
+
+    def _handle_safely(self, obj: LineT, line_num: int, out: list[Record]) -> None:
+        mark = len(out)
+        try:
+            self._handle(obj, line_num, out)
+        except Exception:
+            del out[mark:]
+
+    def _broken(self, raw: bytes, line_num: int, stream: str, out: list[Record]) -> None:
+        """A line that is not one JSON object. Two ways a CLI breaks its lines are mended:
+        an event written into the middle of another (Claude Code's ``rate_limit_event``,
+        claude-code #49640) whose own newline split that line in two, and the like on one
+        line. The spliced object is read on its own, and the line around it is read again
+        once whole: its head from this line and its tail from the next. Anything else is
+        a plain line (``_other``)."""
+        fragment, self._fragment = self._fragment, None
+        if fragment is not None and fragment[0] == line_num - 1:
+            whole = self._decode_line(fragment[1] + raw)
+            if whole is not None:
+                self._handle_safely(whole, fragment[0], out)
+                return
+        if raw[:1] == b"{" and len(raw) <= MAX_FRAGMENT_BYTES and self._spliced(raw, line_num, out):
+            return
+        self._other(raw, line_num, stream, out)
+
+    def _spliced(self, raw: bytes, line_num: int, out: list[Record]) -> bool:
+        """Find an object spliced into ``raw`` (from its end backwards) and handle it, after
+        the rest of the line when that then reads as an object; else keep the rest for the
+        next line. False when no spliced object is found."""
+        text = raw.decode("utf-8", "replace")
+        end_at = len(text)
+        mark = _SPLICE_MARK.decode()
+        for _ in range(MAX_SPLICE_TRIES):
+            start = text.rfind(mark, 1, end_at)
+            if start < 0:
+                return False
+            end_at = start
+            try:
+                _, end = _raw_decode(text, start)
+            except ValueError:
+                continue
+            inner = self._decode_line(text[start:end].encode())
+            if inner is None:
+                continue
+            rest = (text[:start] + text[end:]).encode()
+            outer = self._decode_line(rest)
+            if outer is not None:  # two objects on one line, or one inside the other
+                self._handle_safely(outer, line_num, out)
+                self._handle_safely(inner, line_num, out)
+            else:
+                self._handle_safely(inner, line_num, out)
+                self._fragment = (line_num, rest)
+            return True
+        return False
 
     def _feed_one(self, raw: bytes, line_num: int, stream: str, out: list[Record]) -> None:
         """One line, outside the fast loop of :meth:`feed`."""

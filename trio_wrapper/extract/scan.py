@@ -131,6 +131,9 @@ class LineScanner:
     def in_code_block(self) -> bool:
         return any(st.fence is not None for st in self._streams.values())
 
+    def take_unknown(self) -> dict[str, int]:
+        return {}  # text has no event types
+
     def feed(self, lines: Sequence[bytes], first_line_num: int, stream: str) -> list[Record]:
         if not lines:
             return []

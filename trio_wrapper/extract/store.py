@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from trio_wrapper.extract.base import count_unknown
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.records import MATCHES_KEYS, RECORD_TYPES
 
@@ -69,7 +70,8 @@ class _Kept:
 
 class ExtractionStore:
     """``format`` and ``in_code_block`` are set by whoever extracts (the extractor may be
-    in another process); the rest is fed by :meth:`add`."""
+    in another process), and ``unknown_events`` added to (:meth:`add_unknown`); the rest
+    is fed by :meth:`add`."""
 
     __slots__ = (
         "_keep",
@@ -80,6 +82,7 @@ class ExtractionStore:
         "format",
         "in_code_block",
         "total",
+        "unknown_events",
     )
 
     def __init__(self, fmt: str, *, keep: int = MAX_LIMIT, keep_bytes: int = KEEP_BYTES) -> None:
@@ -91,6 +94,12 @@ class ExtractionStore:
         self._shared_bytes = 0  # of whole batches held by shared chunks
         self.counts: dict[str, int] = {}
         self.total = 0
+        # Event types the format does not know, with their counts (bounded: base.py).
+        self.unknown_events: dict[str, int] = {}
+
+    def add_unknown(self, counts: dict[str, int]) -> None:
+        for kind, count in counts.items():
+            count_unknown(self.unknown_events, kind, count)
 
     def add(self, found: Found, batch_counts: dict[str, int]) -> None:
         """Count a batch and keep its records (``batch_counts`` is ``found.counts()``)."""

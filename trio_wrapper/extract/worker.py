@@ -66,6 +66,8 @@ class Extracted(msgspec.Struct, tag="extracted", array_like=True):
     finished: bool  # the answer to Finish: the run is closed
     data_size: int  # Found.data follows, then Found.kinds
     kinds_size: int
+    # Event types the extractor did not know, counted since its previous answer.
+    unknown: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 ToWorker: TypeAlias = Hello | Open | Feed | Finish
@@ -167,6 +169,7 @@ class Worker:
             finished,
             len(found.data),
             len(found.kinds),
+            extractor.take_unknown(),
         )
 
 

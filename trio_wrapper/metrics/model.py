@@ -60,6 +60,12 @@ class _Extracted(Protocol):
     @property
     def total(self) -> int: ...
 
+    @property
+    def format(self) -> str: ...
+
+    @property
+    def unknown_events(self) -> Mapping[str, int]: ...
+
 
 class Agent(Protocol):
     """What the model reads of one run (read-only): the runtime's agent satisfies it, so
@@ -168,6 +174,18 @@ class MetricsModel:
     def events_total(self) -> int:
         """The contract's ``total_events``: log lines + extractions + state changes."""
         return self._log_lines + self._extractions.total() + self._state_changes
+
+    def unknown_events(self) -> list[tuple[tuple[str, str], int]]:
+        """``((agent, format), count)`` of every listed agent whose output held event types
+        its format does not know, by name: the ``<ns>_agent_unknown_events_total`` series."""
+        rows: list[tuple[tuple[str, str], int]] = []
+        for agent in self._registry.agents.values():
+            extraction = agent.extraction
+            unknown = extraction.unknown_events
+            if unknown:
+                rows.append(((agent.spec.name, extraction.format), sum(unknown.values())))
+        rows.sort()
+        return rows
 
     def snapshot(self) -> MetricsSnapshot:
         now = self._monotonic()

@@ -285,6 +285,21 @@ def fill_text(template: str, fams: Iterable[Family]) -> str:
     return template % (values if finite else tuple(map(format_value, values)))
 
 
+def unknown_events_family(ns: str, rows: Sequence[tuple[tuple[str, str], int]]) -> Family:
+    """``<ns>_agent_unknown_events_total{agent,format}``: lines of an agent's structured
+    output whose event type its format does not know (``MetricsModel.unknown_events``).
+    Only agents with some; the type names themselves are in the agent detail, not labels,
+    so that a CLI inventing names cannot multiply the series."""
+    return Family(
+        f"{ns}_agent_unknown_events_total",
+        "counter",
+        "Output events of a type the agent's format does not know (a CLI changed its output)",
+        ("agent", "format"),
+        [key for key, _ in rows],
+        [value for _, value in rows],
+    )
+
+
 def render_text(fams: Iterable[Family]) -> str:
     """The families in the Prometheus text format 0.0.4. Pure."""
     fams = list(fams)

@@ -293,6 +293,7 @@ class Agent:
         """The meta file's extraction figures: exact for the whole run, whatever part of
         its records the store keeps."""
         store.counts = dict(meta.extraction.matches_by_type)
+        store.unknown_events = dict(meta.extraction.unknown_events)
         store.total = meta.extraction.total_matches
         store.in_code_block = meta.extraction.in_code_block
         if meta.extraction.format in EXTRACTOR_FORMATS:

@@ -112,6 +112,9 @@ class LocalExtraction:
     def _note_state(self) -> None:
         self._store.format = self._extractor.format
         self._store.in_code_block = self._extractor.in_code_block
+        unknown = self._extractor.take_unknown()
+        if unknown:
+            self._store.add_unknown(unknown)
 
 
 def local_extraction(
@@ -201,6 +204,8 @@ class RemoteExtraction:
             self._worker.answered(self._in_flight.popleft().size)
         self._store.format = reply.format
         self._store.in_code_block = reply.in_code_block
+        if reply.unknown:
+            self._store.add_unknown(reply.unknown)
         self._publish(Found(data, kinds))
         if reply.finished:
             self._worker.forget(self._run)

@@ -150,6 +150,7 @@ def extraction(agent: Agent) -> Extraction:
         total_matches=store.total,
         in_code_block=store.in_code_block,
         matches_by_type=dict(store.counts),
+        unknown_events=dict(store.unknown_events),
     )
 
 
@@ -198,6 +199,7 @@ def run_meta(agent: Agent) -> RunMeta:
             total_matches=store.total,
             in_code_block=store.in_code_block,
             matches_by_type=dict(store.counts),
+            unknown_events=dict(store.unknown_events),
         ),
         logs={**log_paths(agent), "events": str(agent.files.events)},
     )

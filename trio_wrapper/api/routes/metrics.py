@@ -12,7 +12,12 @@ from trio_wrapper.api.state import AppState
 from trio_wrapper.metrics.influx_view import InfluxView
 from trio_wrapper.metrics.json_view import JsonView, MetricsDocument
 from trio_wrapper.metrics.model import MetricsModel
-from trio_wrapper.metrics.prometheus import CONTENT_TYPE, PrometheusView
+from trio_wrapper.metrics.prometheus import (
+    CONTENT_TYPE,
+    PrometheusView,
+    render_text,
+    unknown_events_family,
+)
 
 JSON_TYPE = "application/json; charset=utf-8"
 LINE_PROTOCOL_TYPE = "text/plain; charset=utf-8"
@@ -38,6 +43,7 @@ def install(app: QuartTrio, state: AppState, model: MetricsModel) -> None:
         Every metric of the seed's list under the configured namespace; see docs/metrics.md.
         """
         text = prometheus.render()
+        text += render_text([unknown_events_family(namespace, model.unknown_events())]).encode()
         if usage is not None:  # tokens, cost, retention (metrics.usage)
             text += usage.render(namespace)
         return Response(text, content_type=CONTENT_TYPE)
