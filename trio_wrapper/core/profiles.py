@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from trio_wrapper.core.errors import Refusal, invalid_request
+from trio_wrapper.core.interactive import check_pty_size, compile_pattern
 from trio_wrapper.core.models import AgentCreate
 from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, check_name
 from trio_wrapper.core.spec import AgentSpec
@@ -24,6 +25,12 @@ class CommandProfile(Protocol):
 
     @property
     def format(self) -> str: ...
+
+    @property
+    def waiting_pattern(self) -> str: ...
+
+    @property
+    def enter(self) -> str: ...
 
 
 def resolve_spec(
@@ -44,6 +51,10 @@ def resolve_spec(
     if body.cwd is not None:
         check_os_text(body.cwd, "cwd")
     fmt: str | None = body.format
+    waiting_pattern, enter = body.waiting_pattern, "\r"
+    if waiting_pattern is not None:
+        compile_pattern(waiting_pattern)
+    pty_size = check_pty_size(body.pty_size, pty=body.pty)
     if body.profile is not None:
         if body.command is not None or body.args is not None:
             raise invalid_request("give either 'profile' or 'command', not both")
@@ -54,6 +65,9 @@ def resolve_spec(
             raise invalid_request(f"profile {body.profile!r} needs a 'prompt'")
         argv = [arg.replace("{prompt}", body.prompt or "") for arg in profile.command]
         fmt = fmt or profile.format
+        if waiting_pattern is None and profile.waiting_pattern:
+            waiting_pattern = profile.waiting_pattern
+        enter = profile.enter
     else:
         if body.prompt is not None:
             raise invalid_request("'prompt' goes with 'profile'")
@@ -79,6 +93,9 @@ def resolve_spec(
         pty=body.pty,
         timeout_seconds=body.timeout_seconds,
         profile=body.profile,
+        pty_size=pty_size,
+        waiting_pattern=waiting_pattern,
+        enter=enter,
     )
 
 

@@ -613,7 +613,7 @@ class Agent:
             # Not the child's doing: the daemon failed this run, whatever its exit.
             self._set_status(Status.FAILED, f"failed in the daemon: {self._failure}")
             return
-        if (self._stop_requested or self._timed_out) and self.status is Status.RUNNING:
+        if (self._stop_requested or self._timed_out) and self.status.is_active:
             self._set_status(Status.STOPPING, stopping_detail(self.stop_reason or "api"))
         detail = exit_detail(
             self.exit_code,
@@ -860,7 +860,7 @@ class Agent:
             await trio.sleep(self.spec.timeout_seconds)
             self._timed_out = True
             self.stop_reason = "timeout"
-            if self.status is Status.RUNNING:
+            if self.status.is_active:
                 self._set_status(Status.STOPPING, stopping_detail("timeout"))
             await self._terminate_group(self._stop_grace)
 
@@ -877,7 +877,7 @@ class Agent:
         if not self._stop_requested and not self._timed_out:
             self._stop_requested = True
             self.stop_reason = reason
-            if self.status in (Status.STARTING, Status.RUNNING):
+            if self.status is Status.STARTING or self.status.is_active:
                 self._set_status(Status.STOPPING, stopping_detail(reason))
         await self._terminate_group(grace)
         with trio.move_on_after(STOP_DRAIN_SECONDS):
