@@ -192,11 +192,12 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 # The prompts of the CLIs' terminal UIs (regexes over a quiet screen's last lines, with
-# re.MULTILINE; lines are right-trimmed): an input line starting with ">" (claude,
-# gemini) or "›" (codex), a question asking for approval, aider's "> " / "architect> ".
-CLAUDE_TUI_PROMPT = r"^[\s│]*>(\s|$)|Do you want to"
-CODEX_TUI_PROMPT = r"^\s*›|Allow command|approve"
-GEMINI_TUI_PROMPT = r"^[\s│]*>(\s|$)|Type your message|Allow execution"
+# re.MULTILINE; lines are right-trimmed): an empty input line ">" (claude, gemini, maybe
+# inside a box) or U+203A (codex), a question asking for approval, aider's "> " or
+# "architect> ".
+CLAUDE_TUI_PROMPT = r"^[\s│]*>\s*│?$|Do you want to"
+CODEX_TUI_PROMPT = "^\\s*\u203a|Allow command|approve"
+GEMINI_TUI_PROMPT = r"^[\s│]*>\s*│?$|Type your message|Allow execution"
 AIDER_PROMPT = r"^[\w-]*>$"
 
 

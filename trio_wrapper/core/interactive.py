@@ -82,6 +82,11 @@ def screen_tail(screen: Iterable[str], count: int = TAIL_LINES) -> str:
     return "\n".join(kept)
 
 
+def last_line_of(screen: Iterable[str]) -> str:
+    """The screen's last non-blank line, right-trimmed."""
+    return screen_tail(screen, 1)
+
+
 def screen_waits(screen: Iterable[str], pattern: re.Pattern[str] | None) -> bool:
     """Whether a quiet terminal showing ``screen`` waits for its user: ``pattern``
     (compiled with ``re.MULTILINE``) is found in its last few non-blank lines."""
@@ -209,6 +214,6 @@ def enter_key(enter: str) -> bytes:
 def not_interactive(name: str) -> Refusal:
     return Refusal(
         "not_interactive",
-        f"agent {name!r} takes no messages: start it with \"pty\": true and \"stdin\": true, "
-        "or as claude with --input-format stream-json and \"stdin\": true",
+        f'agent {name!r} takes no messages: start it with "pty": true and "stdin": true, '
+        'or as claude with --input-format stream-json and "stdin": true',
     )

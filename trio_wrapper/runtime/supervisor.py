@@ -32,6 +32,7 @@ from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.eventlog import start_failed
 from trio_wrapper.runtime.extraction import ExtractionWorker
+from trio_wrapper.runtime.interactive import Interaction
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
 
@@ -277,6 +278,13 @@ class Supervisor:
             record_text_bytes=self.config.limits.max_record_text_bytes,
         )
         agent.started_at = started
+        interactive = self.config.interactive
+        agent.interaction = Interaction(
+            spec,
+            agent.set_waiting,
+            quiet_seconds=interactive.quiet_seconds,
+            enter_delay_seconds=interactive.enter_delay_seconds,
+        )
         try:
             agent.open_files()
         except OSError as exc:
