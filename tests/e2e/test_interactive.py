@@ -158,3 +158,111 @@ def test_messages_refused_where_they_cannot_be_delivered(tmp_path: Path) -> None
         )
         assert bad.status_code == 400 and "waiting_pattern" in bad.json()["error"]["message"]
     assert isinstance(daemon, Daemon)
+
+
+# claude's stream-json input mode, as the real CLI speaks it (2.1.197, seen against a fake
+# model server): nothing before the first user message; a tool it may not use yet is a
+# ``control_request`` it waits on for the ``control_response``; a turn ends with ``result``.
+FAKE_CLAUDE = """
+import json, sys
+def out(o):
+    print(json.dumps(o), flush=True)
+def read():
+    line = sys.stdin.readline()
+    return json.loads(line) if line else None
+first = read()
+text = first["message"]["content"][0]["text"]
+out({"type": "system", "subtype": "init", "session_id": "s1", "model": "claude-fake",
+     "cwd": ".", "tools": ["Bash"]})
+out({"type": "assistant", "session_id": "s1", "message": {"id": "m1", "model": "claude-fake",
+     "role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+     "input": {"command": "echo hi > a.txt"}}]}})
+out({"type": "control_request", "request_id": "r1", "request": {"subtype": "can_use_tool",
+     "tool_name": "Bash", "input": {"command": "echo hi > a.txt"}, "tool_use_id": "t1"}})
+answer = read()["response"]
+assert answer["request_id"] == "r1", answer
+verdict = answer["response"]["behavior"]
+if verdict == "allow":
+    open("a.txt", "w").write("hi\\n")
+out({"type": "user", "session_id": "s1", "message": {"role": "user", "content": [
+     {"type": "tool_result", "tool_use_id": "t1", "content": verdict, "is_error": False}]}})
+out({"type": "assistant", "session_id": "s1", "message": {"id": "m2", "model": "claude-fake",
+     "role": "assistant", "content": [{"type": "text", "text": "done: " + text}]}})
+out({"type": "result", "subtype": "success", "is_error": False, "result": "done",
+     "session_id": "s1", "total_cost_usd": 0.01, "usage": {"input_tokens": 10,
+     "output_tokens": 2}})
+while read() is not None:
+    pass
+"""
+
+
+def drive_permission_session(
+    http: httpx.Client, reader: StateReader, name: str, cwd: Path
+) -> list[str]:
+    """A stream-json agent already started (``stdin``) and streamed by ``reader``: it waits
+    for its first message, asks permission for Bash, is allowed through the API, writes
+    ``a.txt`` in ``cwd``, ends its turn and waits; its stdin closed, it completes. Returns
+    the waiting details seen."""
+    details = [status_of(http, name, "waiting")["waiting_detail"]]
+    sent = http.post(f"/api/agents/{name}/message", json={"text": "write hi into a.txt"})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["delivered"] == "stream-json" and sent.json()["answered"] is None
+
+    def asking() -> dict[str, Any] | None:
+        detail: dict[str, Any] = http.get(f"/api/agents/{name}").json()
+        waits = detail["status"] == "waiting" and "Bash" in (detail["waiting_detail"] or "")
+        return detail if waits else None
+
+    details.append(poll(asking, BOUND, f"{name} never asked for Bash")["waiting_detail"])
+    allowed = http.post(f"/api/agents/{name}/message", json={"text": "yes"})
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["answered"] == "Bash" and allowed.json()["allowed"] is True
+    poll(lambda: (cwd / "a.txt").exists(), BOUND, "a.txt was never written")
+
+    def turn_done() -> dict[str, Any] | None:
+        detail: dict[str, Any] = http.get(f"/api/agents/{name}").json()
+        done = detail["status"] == "waiting" and "turn" in (detail["waiting_detail"] or "")
+        return detail if done else None
+
+    details.append(poll(turn_done, BOUND, f"{name} never ended its turn")["waiting_detail"])
+    closed = http.post(f"/api/agents/{name}/input", json={"eof": True})
+    assert closed.status_code == 200, closed.text
+    status_of(http, name, "completed")
+    assert reader.ended.wait(BOUND)
+    assert reader.error is None, reader.error
+    assert reader.states == [
+        "running",
+        "waiting",  # for the first message
+        "running",
+        "waiting",  # for permission to use Bash
+        "running",
+        "waiting",  # its turn is done
+        "completed",
+    ], reader.states
+    return details
+
+
+def test_stream_json_agent_answers_a_permission_prompt(tmp_path: Path) -> None:
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    with running_daemon(tmp_path) as daemon, daemon.client(timeout=BOUND) as http:
+        body = {
+            "name": "claude",
+            "command": [PY, "-c", FAKE_CLAUDE, "--input-format", "stream-json"],
+            "format": "claude-stream-json",
+            "stdin": True,
+            "cwd": str(cwd),
+        }
+        created = http.post("/api/agents", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json()["messages"] == "stream-json"
+        reader = StateReader(daemon.url, "claude")
+        reader.start()
+        assert reader.connected.wait(BOUND)
+        details = drive_permission_session(http, reader, "claude", cwd)
+        assert details == [
+            "waiting for the first message",
+            "permission to use Bash",
+            "turn completed; waiting for the next message",
+        ]
+        assert (cwd / "a.txt").read_text() == "hi\n"

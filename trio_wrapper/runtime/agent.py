@@ -534,6 +534,8 @@ class Agent:
             try:
                 with self._tasks_scope:  # cancelled by ``_fail``
                     self._set_status(Status.RUNNING)
+                    if self.interaction is not None:
+                        self.interaction.started()
                     self._running.set()
                     await self._tasks(process, pipeline, extracting)
             except* Exception as group:

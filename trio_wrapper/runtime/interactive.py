@@ -163,6 +163,12 @@ class Interaction:
             self._source = None
             self._set_waiting(False, "at work again")
 
+    def started(self) -> None:
+        """The agent runs: claude reading stream-json from stdin says nothing before its
+        first message, which it waits for."""
+        if self.turns_wait:
+            self._apply(Verdict(True, "waiting for the first message"), "records")
+
     def stopped_waiting(self) -> None:
         """The agent is no longer running (it ended or is being stopped)."""
         self._source = None
