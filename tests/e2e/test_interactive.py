@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,31 @@ class StateReader(threading.Thread):
             self.ended.set()
 
 
+@contextmanager
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook receiver on 127.0.0.1: its URL and the JSON bodies POSTed to it."""
+    bodies: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def status_of(http: httpx.Client, name: str, want: str) -> dict[str, Any]:
     last: dict[str, Any] = {}
 
@@ -79,7 +107,11 @@ def status_of(http: httpx.Client, name: str, want: str) -> dict[str, Any]:
 
 
 def test_pty_agent_waits_gets_a_message_and_waits_again(tmp_path: Path) -> None:
-    with running_daemon(tmp_path, env=ENV) as daemon, daemon.client(timeout=BOUND) as http:
+    with (
+        webhook() as (url, notified),
+        running_daemon(tmp_path, env={**ENV, "TRIO_WRAPPER_NOTIFY_WEBHOOK": url}) as daemon,
+        daemon.client(timeout=BOUND) as http,
+    ):
         created = http.post(
             "/api/agents",
             json={
@@ -131,6 +163,14 @@ def test_pty_agent_waits_gets_a_message_and_waits_again(tmp_path: Path) -> None:
         events = events_file.read_text().splitlines()
         states = [json.loads(e)["state"] for e in events if json.loads(e)["type"] == "state"]
         assert states == reader.states, states
+        # The webhook heard of each wait and of the end, in order.
+        poll(lambda: len(notified) >= 3, BOUND, lambda: f"webhook got {notified}")
+        assert [(n["event"], n["agent"]) for n in notified] == [
+            ("waiting", "cli"),
+            ("waiting", "cli"),
+            ("completed", "cli"),
+        ]
+        assert notified[0]["detail"] == "prompt: >" and notified[2]["exit_code"] == 0
 
 
 def test_messages_refused_where_they_cannot_be_delivered(tmp_path: Path) -> None:
