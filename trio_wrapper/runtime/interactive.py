@@ -157,6 +157,8 @@ class Interaction:
 
     def _apply(self, verdict: Verdict, source: Literal["screen", "records"]) -> None:
         if verdict.waiting:
+            if self._source is not None:
+                return  # said already (the agent waits until something says otherwise)
             self._source = source
             self._set_waiting(True, verdict.detail)
         elif self._source == source:
