@@ -17,6 +17,7 @@ from trio_wrapper.core.interactive import (
     compile_pattern,
     permission_answer,
     permission_prompt,
+    prompt_detail,
     screen_waits,
     stream_json_input,
     user_message,
@@ -178,3 +179,25 @@ def test_pending_output_is_bounded_and_fed_in_slices() -> None:
 def test_prompt_dataclass_is_plain_data() -> None:
     prompt = PermissionPrompt("r", "Bash", {"command": "ls"})
     assert permission_answer(prompt, "ok")[1]
+
+
+def test_claudes_question_is_answered_with_the_text() -> None:
+    asked = {
+        "questions": [
+            {"question": "Which colour?", "header": "Colour", "options": [{"label": "red"}]},
+            {"question": "How big?", "header": "Size", "options": [{"label": "small"}]},
+        ]
+    }
+    prompt = PermissionPrompt("q1", "AskUserQuestion", asked)
+    assert prompt_detail(prompt) == "question: Which colour? / How big?"
+    line, allowed = permission_answer(prompt, " blue ")
+    assert allowed
+    answer = json.loads(line)["response"]["response"]
+    assert answer["behavior"] == "allow"
+    assert answer["updatedInput"]["answers"] == {"Which colour?": "blue", "How big?": "blue"}
+    assert answer["updatedInput"]["questions"] == asked["questions"]
+    # Without questions it is a tool like any other.
+    bare = PermissionPrompt("q2", "AskUserQuestion", {})
+    assert prompt_detail(bare) == "permission to use AskUserQuestion"
+    assert not permission_answer(bare, "blue")[1]
+    assert prompt_detail(PermissionPrompt("r", "Bash", {})) == "permission to use Bash"

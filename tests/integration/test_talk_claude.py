@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.daemon import running_daemon
-from tests.e2e.test_interactive import BOUND, StateReader, drive_permission_session
+from tests.daemon import poll, running_daemon
+from tests.e2e.test_interactive import BOUND, StateReader, drive_permission_session, status_of
 from tests.integration.fake_models import Call, FakeAnthropic, Script, Turn
 
 try:
@@ -75,3 +76,72 @@ def test_claude_stream_json_answers_a_permission_prompt(tmp_path: Path) -> None:
         detail = http.get("/api/agents/claude?include_matches=true").json()
         assert detail["exit_code"] == 0
         assert any(t["tool"] == "Bash" for t in detail["matches"]["tool_calls"])
+
+
+def test_claude_asks_its_user_a_question(tmp_path: Path) -> None:
+    """claude's ``AskUserQuestion`` through the API: the agent waits with the question as
+    its ``waiting_detail``; the message's text is the answer the model gets back."""
+    try:
+        claude = install(CLIS["claude"])
+    except InstallError as exc:
+        pytest.skip(f"claude could not be installed here: {exc}")
+    cwd, home = tmp_path / "work", tmp_path / "home"
+    cwd.mkdir()
+    home.mkdir()
+    question = {
+        "questions": [
+            {
+                "question": "Which colour?",
+                "header": "Colour",
+                "multiSelect": False,
+                "options": [
+                    {"label": "red", "description": "warm"},
+                    {"label": "blue", "description": "cool"},
+                ],
+            }
+        ]
+    }
+    script = Script([Turn(tool_calls=[Call("AskUserQuestion", question)]), Turn(text="blue")])
+    path = f"{claude.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    with (
+        FakeAnthropic(script) as server,
+        running_daemon(tmp_path / "daemon", env={"PATH": path}) as daemon,
+        daemon.client(timeout=BOUND) as http,
+    ):
+        env = {
+            "HOME": str(home),
+            "ANTHROPIC_BASE_URL": server.url,
+            "ANTHROPIC_API_KEY": "fake-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        }
+        body = {"name": "ask", "profile": "claude-chat", "stdin": True, "cwd": str(cwd)}
+        created = http.post("/api/agents", json={**body, "env": env})
+        assert created.status_code == 201, created.text
+        status_of(http, "ask", "waiting")
+        assert http.post("/api/agents/ask/message", json={"text": "ask me"}).status_code == 200
+
+        def asking() -> dict[str, Any] | None:
+            detail: dict[str, Any] = http.get("/api/agents/ask").json()
+            return detail if detail["waiting_detail"] == "question: Which colour?" else None
+
+        poll(asking, BOUND, "claude never asked its question")
+        answered = http.post("/api/agents/ask/message", json={"text": "blue"})
+        assert answered.json()["answered"] == "AskUserQuestion", answered.text
+
+        def turn_done() -> dict[str, Any] | None:
+            detail: dict[str, Any] = http.get("/api/agents/ask").json()
+            done = detail["status"] == "waiting" and "turn" in (detail["waiting_detail"] or "")
+            return detail if done else None
+
+        poll(turn_done, BOUND, "claude never ended its turn")
+        results = [
+            block
+            for request in server.requests
+            for message in (request.body or {}).get("messages", [])
+            if isinstance(message.get("content"), list)
+            for block in message["content"]
+            if block.get("type") == "tool_result"
+        ]
+        assert any('"blue"' in str(block.get("content")) for block in results), results
+        assert http.post("/api/agents/ask/input", json={"eof": True}).status_code == 200
+        status_of(http, "ask", "completed")

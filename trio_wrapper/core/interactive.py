@@ -189,16 +189,49 @@ def user_message(text: str) -> bytes:
     return _encode.encode(line) + b"\n"
 
 
+ASK_TOOL: Final = "AskUserQuestion"
+
+
+def _questions(prompt: PermissionPrompt) -> list[str]:
+    questions = prompt.input.get("questions")
+    if not isinstance(questions, list):
+        return []
+    return [
+        q["question"]
+        for q in questions
+        if isinstance(q, dict) and isinstance(q.get("question"), str)
+    ]
+
+
+def prompt_detail(prompt: PermissionPrompt) -> str:
+    """What a permission prompt waits for, in the words of ``waiting_detail``: claude's
+    question to its user (``AskUserQuestion``), or the tool it asks to use."""
+    if prompt.tool == ASK_TOOL:
+        questions = _questions(prompt)
+        if questions:
+            return f"question: {' / '.join(questions)}"
+    return f"permission to use {prompt.tool}"
+
+
 def permission_answer(prompt: PermissionPrompt, text: str) -> tuple[bytes, bool]:
     """The ``control_response`` line answering ``prompt`` with the user's ``text``: "yes"
     (or y, allow, ok, approve) allows the tool with its input; anything else denies it,
-    with the text as the reason. Returns the line and whether it allows."""
-    allow = text.strip().lower().rstrip(".!") in _ALLOW
-    answer: dict[str, Any] = (
-        {"behavior": "allow", "updatedInput": prompt.input}
-        if allow
-        else {"behavior": "deny", "message": text.strip() or "denied by the user"}
-    )
+    with the text as the reason. Claude's question to its user (``AskUserQuestion``) is
+    answered with the text itself, for each of its questions. Returns the line and whether
+    it allows."""
+    answer: dict[str, Any]
+    questions = _questions(prompt) if prompt.tool == ASK_TOOL else []
+    if questions:
+        allow = True
+        answers = {question: text.strip() for question in questions}
+        answer = {"behavior": "allow", "updatedInput": {**prompt.input, "answers": answers}}
+    else:
+        allow = text.strip().lower().rstrip(".!") in _ALLOW
+        answer = (
+            {"behavior": "allow", "updatedInput": prompt.input}
+            if allow
+            else {"behavior": "deny", "message": text.strip() or "denied by the user"}
+        )
     line = {
         "type": "control_response",
         "response": {"subtype": "success", "request_id": prompt.request_id, "response": answer},

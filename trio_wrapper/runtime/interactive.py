@@ -36,6 +36,7 @@ from trio_wrapper.core.interactive import (
     not_interactive,
     permission_answer,
     permission_prompt,
+    prompt_detail,
     screen_waits,
     stream_json_input,
     user_message,
@@ -142,6 +143,10 @@ class Interaction:
         if self._source == "records" or _STATE_KIND in found.kinds:
             verdict = verdict_of(self._states(found), turns_wait=self.turns_wait)
             if verdict is not None:
+                prompt = self.prompt
+                if verdict.waiting and prompt is not None and prompt.tool in verdict.detail:
+                    # The prompt's own words (claude's question), not only the tool's name.
+                    verdict = Verdict(True, prompt_detail(prompt))
                 self._apply(verdict, "records")
 
     def _states(self, found: Found) -> Iterator[tuple[str, str] | None]:
