@@ -315,6 +315,9 @@ class RunMeta(msgspec.Struct, kw_only=True):
     pty: bool = False
     timeout_seconds: float | None = None
     pty_size: list[int] | None = None
+    # How a restart of the run from disk talks to it again (core.interactive).
+    waiting_pattern: str | None = None
+    enter: str = "\r"
     waiting_since: str | None = None
     pid: int | None = None
     # How the run's processes are recognised after a daemon crash (runtime.proctree): the

@@ -256,6 +256,8 @@ class Agent:
             timeout_seconds=meta.timeout_seconds,
             profile=meta.profile,
             pty_size=_size(meta.pty_size),
+            waiting_pattern=meta.waiting_pattern,
+            enter=meta.enter,
         )
         agent = cls(spec, files, records_kept=records_kept, record_text_bytes=record_text_bytes)
         agent._records_on_disk = True

@@ -185,6 +185,8 @@ def run_meta(agent: Agent) -> RunMeta:
         pty=spec.pty,
         timeout_seconds=spec.timeout_seconds,
         pty_size=list(spec.pty_size) if spec.pty_size is not None else None,
+        waiting_pattern=spec.waiting_pattern,
+        enter=spec.enter,
         waiting_since=rfc3339(agent.waiting_since),
         pid=agent.pid,
         pid_start_ticks=mark.leader_start if mark is not None else None,
