@@ -12,6 +12,7 @@ import trio.testing
 
 from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.lines import LineBatch
+from trio_wrapper.core.screen import TerminalScreen
 from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.records import State, ToolCall
@@ -64,7 +65,7 @@ async def test_a_quiet_terminal_showing_its_prompt_waits(
         assert calls.seen[-1] == (True, "prompt: >")
         assert len(calls.seen) == 3
         scope.cancel()
-    shown = interaction.screen_text()
+    shown = await interaction.screen_text()
     assert shown is not None and shown.lines[:4] == ["working", "> hello", "thinking", ">"]
 
 
@@ -135,3 +136,19 @@ async def test_agents_without_a_way_in_take_no_message() -> None:
     plain.on_found(Found.of([ToolCall(1, "Bash", "ls", "started")]))
     plain.on_found(Found.of([State(2, "turn_completed", "")]))
     assert calls.seen == []
+
+
+async def test_feeding_takes_what_is_pending_not_what_a_flood_adds() -> None:
+    class Flooded(TerminalScreen):
+        """Each slice fed, the terminal writes as much again."""
+
+        def feed(self, budget: int = 4096) -> bool:
+            more = super().feed(budget)
+            self.push(b"y" * budget)
+            return more
+
+    screen = Flooded(5, 20, pending_limit=64 * 1024)
+    screen.push(b"x" * 20_000)
+    await Interaction._feed(screen)
+    assert screen.fed_bytes == 20_000  # it returned: the flood's bytes wait for the next turn
+    assert screen.pending == 20_000

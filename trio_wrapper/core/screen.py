@@ -16,8 +16,11 @@ from dataclasses import dataclass
 
 import pyte
 
-PENDING_LIMIT = 256 * 1024
-FEED_SLICE = 16 * 1024
+# pyte takes about 5 ms per KiB of colourful output on a loaded 2-core machine: a full
+# redraw of a TUI is a few KiB, so 64 KiB holds several, and a slice of 4 KiB is a short
+# turn of the event loop.
+PENDING_LIMIT = 64 * 1024
+FEED_SLICE = 4 * 1024
 
 
 @dataclass(frozen=True, slots=True)

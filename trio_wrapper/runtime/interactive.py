@@ -43,7 +43,7 @@ from trio_wrapper.core.interactive import (
     verdict_of,
 )
 from trio_wrapper.core.lines import LineBatch, Lines
-from trio_wrapper.core.screen import ScreenText, TerminalScreen
+from trio_wrapper.core.screen import FEED_SLICE, ScreenText, TerminalScreen
 from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.extract.found import Found
 from trio_wrapper.extract.records import RECORD_TYPES
@@ -204,14 +204,19 @@ class Interaction:
 
     @staticmethod
     async def _feed(screen: TerminalScreen) -> None:
-        while screen.feed():
+        """What is pending now (not what a flood adds meanwhile), a slice a turn."""
+        budget = screen.pending
+        while budget > 0:
+            piece = min(budget, FEED_SLICE)
+            screen.feed(piece)
+            budget -= piece
             await trio.lowlevel.checkpoint()
 
-    def screen_text(self) -> ScreenText | None:
-        """The screen now, all pending output fed first (None: not a PTY agent)."""
+    async def screen_text(self) -> ScreenText | None:
+        """The screen now, the output pending so far fed first (None: not a PTY agent)."""
         if self.screen is None:
             return None
-        self.screen.feed_all()
+        await self._feed(self.screen)
         return self.screen.text()
 
     # ---- messages ------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def install(app: QuartTrio, state: AppState) -> None:
         last screen once it has ended). 409 for an agent without a terminal."""
         agent = supervisor.get(name)
         interaction = agent.interaction
-        shown = interaction.screen_text() if interaction is not None else None
+        shown = await interaction.screen_text() if interaction is not None else None
         if shown is None:
             raise refuse_screen(name)
         lines = shown.lines
