@@ -53,6 +53,8 @@ def resolve_spec(
     fmt: str | None = body.format
     waiting_pattern, enter = body.waiting_pattern, "\r"
     if waiting_pattern is not None:
+        if not body.pty:
+            raise invalid_request("'waiting_pattern' goes with 'pty': true (a terminal's screen)")
         compile_pattern(waiting_pattern)
     pty_size = check_pty_size(body.pty_size, pty=body.pty)
     if body.profile is not None:
