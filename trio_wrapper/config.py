@@ -15,6 +15,8 @@ from typing import Any
 
 import msgspec
 
+from trio_wrapper.core.errors import Refusal
+from trio_wrapper.core.interactive import compile_pattern
 from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS
 from trio_wrapper.core.models import FORMATS
 from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, MAX_NAME_LENGTH
@@ -189,12 +191,47 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     interval_seconds: float = 3600.0
 
 
+# The prompts of the CLIs' terminal UIs (regexes over a quiet screen's last lines, with
+# re.MULTILINE; lines are right-trimmed): an empty input line ">" (claude, gemini, maybe
+# inside a box) or U+203A (codex), a question asking for approval, aider's "> " or
+# "architect> ".
+CLAUDE_TUI_PROMPT = r"^[\s│]*>\s*│?$|Do you want to"
+CODEX_TUI_PROMPT = "^\\s*\u203a|Allow command|approve"
+GEMINI_TUI_PROMPT = r"^[\s│]*>\s*│?$|Type your message|Allow execution"
+AIDER_PROMPT = r"^[\w-]*>$"
+
+
 class Profile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     command: list[str]
     format: str = "auto"
     # What an argument ``{permissions}`` of ``command`` becomes (several arguments, or
     # none); a request's ``permissions`` replaces it for that agent.
     permissions: list[str] = msgspec.field(default_factory=list)
+    # Run under a PTY (core.interactive): a quiet terminal whose last lines match this
+    # regex waits for its user ("" = never); the Enter typed after a message.
+    waiting_pattern: str = ""
+    enter: str = "\r"
+
+
+class InteractiveConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # A PTY agent's terminal must have written nothing this long before its screen is
+    # read for its prompt.
+    quiet_seconds: float = 1.0
+    # Between a message's text and its Enter: TUIs take text and Enter arriving together
+    # for a paste, and the Enter for a new line in it.
+    enter_delay_seconds: float = 0.1
+
+
+class NotifyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    # An http:// or https:// URL that gets a JSON POST when an agent starts waiting,
+    # fails or completes ("" = off).
+    webhook: str = ""
+    # Notifications waiting to be sent; past this the newest are dropped (and counted).
+    queue_size: int = 100
+    # Tries per notification (the first included), and each one's time limit.
+    attempts: int = 3
+    timeout_seconds: float = 5.0
+    retry_delay_seconds: float = 1.0
 
 
 # The shipped profiles, tried with Claude Code 2.1.197, Codex 0.171.0, Gemini CLI 0.61.0 and
@@ -255,6 +292,38 @@ def _default_profiles() -> dict[str, Profile]:
             format="aider",
             permissions=["--yes-always"],
         ),
+        # Talked to while they run (docs/api.md, "Interactive agents"). The TUIs need
+        # "pty": true and "stdin": true; their prompts as the versions in CHANGELOG draw them.
+        "claude-chat": Profile(
+            command=[
+                "claude",
+                "-p",
+                "--input-format",
+                "stream-json",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--permission-prompt-tool",
+                "stdio",
+            ],
+            format="claude-stream-json",
+        ),
+        "claude-tui": Profile(
+            command=["claude", "{prompt}"],
+            format="text",
+            waiting_pattern=CLAUDE_TUI_PROMPT,
+        ),
+        "codex-tui": Profile(
+            command=["codex", "{prompt}"], format="text", waiting_pattern=CODEX_TUI_PROMPT
+        ),
+        "gemini-tui": Profile(
+            command=["gemini", "-i", "{prompt}"],
+            format="text",
+            waiting_pattern=GEMINI_TUI_PROMPT,
+        ),
+        "aider-tui": Profile(
+            command=["aider", "--no-pretty"], format="aider", waiting_pattern=AIDER_PROMPT
+        ),
     }
 
 
@@ -269,6 +338,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    interactive: InteractiveConfig = msgspec.field(default_factory=InteractiveConfig)
+    notify: NotifyConfig = msgspec.field(default_factory=NotifyConfig)
     profiles: dict[str, Profile] = msgspec.field(default_factory=_default_profiles)
 
     @property
@@ -328,6 +399,8 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "metrics": MetricsConfig,
     "logging": LoggingConfig,
     "retention": RetentionConfig,
+    "interactive": InteractiveConfig,
+    "notify": NotifyConfig,
 }
 
 
@@ -397,6 +470,19 @@ def load_config(
     return config
 
 
+def check_notify(notify: NotifyConfig) -> None:
+    if notify.webhook:
+        scheme, sep, rest = notify.webhook.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest.split("/")[0]:
+            raise ConfigError("notify.webhook: must be an http:// or https:// URL")
+    if notify.queue_size < 1 or notify.attempts < 1:
+        raise ConfigError("notify: queue_size and attempts must be positive")
+    if notify.timeout_seconds <= 0 or notify.retry_delay_seconds < 0:
+        raise ConfigError(
+            "notify: timeout_seconds must be positive, retry_delay_seconds not negative"
+        )
+
+
 def is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES:
         return True
@@ -438,6 +524,11 @@ def validate(config: Config) -> None:
             raise ConfigError(f"profiles.{name}.command: must not be empty")
         if profile.format not in FORMATS:
             raise ConfigError(f"profiles.{name}.format: must be one of {', '.join(FORMATS)}")
+        if profile.waiting_pattern:
+            try:
+                compile_pattern(profile.waiting_pattern)
+            except Refusal as exc:
+                raise ConfigError(f"profiles.{name}.{exc.message}") from None
     if not METRIC_NAMESPACE_RE.fullmatch(config.metrics.namespace):
         raise ConfigError(
             "metrics.namespace: must match [a-zA-Z_][a-zA-Z0-9_]* (a Prometheus name)"
@@ -454,6 +545,12 @@ def validate(config: Config) -> None:
             raise ConfigError(f"retention.{key}: must not be negative (0 = off)")
     if not retention.interval_seconds > 0:
         raise ConfigError("retention.interval_seconds: must be positive")
+    interactive = config.interactive
+    if interactive.quiet_seconds <= 0 or interactive.enter_delay_seconds < 0:
+        raise ConfigError(
+            "interactive: quiet_seconds must be positive, enter_delay_seconds not negative"
+        )
+    check_notify(config.notify)
     if "*" in config.cors.allow_origins and config.cors.allow_credentials:
         raise ConfigError("cors.allow_origins: '*' cannot be used with allow_credentials")
     token = config.token  # reads auth.token_file: an empty or unreadable one is refused

@@ -178,6 +178,7 @@ async def check_json(client: Client, log_lines: int, transcript_lines: int) -> N
         "total_extractions",
         "events_per_second",
         "extractions_by_type",
+        "waiting_agents",
     ]
     assert system["total_agents"] == 3
     assert system["running_agents"] == 0

@@ -60,7 +60,9 @@ def test_file_profiles_add_to_shipped_ones(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[profiles.mine]\ncommand = ["my-cli", "{prompt}"]\nformat = "text"\n')
     config = load_config(path, environ={})
-    assert set(config.profiles) == {"codex", "claude", "gemini", "aider", "mine"}
+    shipped = {"codex", "claude", "gemini", "aider", "claude-chat"}
+    tuis = {"claude-tui", "codex-tui", "gemini-tui", "aider-tui"}
+    assert set(config.profiles) == shipped | tuis | {"mine"}
 
 
 @pytest.mark.parametrize(

@@ -178,3 +178,16 @@ def test_name_length_is_the_configured_one() -> None:
         resolve_spec(body, PROFILES, "auto")
     assert info.value.code == "invalid_name" and "1 to 64" in info.value.message
     assert resolve_spec(body, PROFILES, "auto", max_name_length=65).name == "n" * 65
+
+
+def test_interactive_settings_from_the_request_or_the_profile() -> None:
+    tui = {"tui": Profile(command=["cli"], waiting_pattern="^>$", enter="\n")}
+    spec = resolve_spec(AgentCreate(name="t", profile="tui", pty=True, stdin=True), tui, "auto")
+    assert (spec.waiting_pattern, spec.enter, spec.pty_size) == ("^>$", "\n", (24, 80))
+    own = AgentCreate(name="t", profile="tui", pty=True, waiting_pattern="^\\$ $", pty_size=[9, 20])
+    spec = resolve_spec(own, tui, "auto")
+    assert (spec.waiting_pattern, spec.pty_size) == ("^\\$ $", (9, 20))
+    plain = resolve_spec(AgentCreate(name="p", command=["x"]), tui, "auto")
+    assert (plain.waiting_pattern, plain.enter, plain.pty_size) == (None, "\r", None)
+    with pytest.raises(Refusal, match="'waiting_pattern' goes with 'pty'"):
+        resolve_spec(AgentCreate(name="p", command=["x"], waiting_pattern=">"), tui, "auto")

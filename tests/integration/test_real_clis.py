@@ -261,7 +261,7 @@ def run_through_daemon(name: str, tool: Installed, tmp_path: Path) -> Run:
 
             def finished() -> dict[str, Any] | None:
                 detail = http.get(f"/api/agents/{name}").json()
-                return detail if detail["status"] not in ("starting", "running") else None
+                return detail if detail["status"] not in ("starting", "running", "waiting") else None
 
             poll(finished, RUN_TIMEOUT, f"{name} to finish")
             detail = http.get(f"/api/agents/{name}?include_matches=true&limit=1000").json()

@@ -82,6 +82,7 @@ def test_prometheus_text_parses_with_every_family_and_value() -> None:
     assert agents == {
         "starting": 0,
         "running": 1,
+        "waiting": 0,
         "stopping": 0,
         "completed": 1,
         "failed": 0,
@@ -199,6 +200,7 @@ def test_json_shape_key_by_key() -> None:
         "total_extractions": 47,
         "events_per_second": 0.00268,
         "extractions_by_type": {"session": 16, "code_block": 8, "prompt": 2, "response": 21},
+        "waiting_agents": 0,
     }
     assert list(doc["system"]) == [
         "uptime_seconds",
@@ -211,6 +213,7 @@ def test_json_shape_key_by_key() -> None:
         "total_extractions",
         "events_per_second",
         "extractions_by_type",
+        "waiting_agents",
     ]
     assert doc["agents"][0] == {
         "name": "codex-1",

@@ -88,3 +88,30 @@ def test_a_mapping_is_read_like_the_file(tmp_path: Path) -> None:
     assert agent.stats["stdout"].bytes == 7 and agent.stats["stderr"].bytes == 0
     encoded = json.loads(msgspec.json.encode(views.run_meta(agent)))
     assert encoded["exit_code"] == 3 and "deleted_at" not in encoded
+
+
+def test_a_past_interactive_run_keeps_how_to_talk_to_it(tmp_path: Path) -> None:
+    meta = RunMeta(
+        name="w",
+        status="stopped",
+        command=["cli"],
+        stdin=True,
+        pty=True,
+        pty_size=[30, 100],
+        waiting_pattern="^>$",
+        enter="\n",
+    )
+    agent = past_run(tmp_path, meta)
+    spec = agent.spec
+    assert (spec.pty_size, spec.waiting_pattern, spec.enter) == ((30, 100), "^>$", "\n")
+    shown = views.detail(agent)
+    assert shown.pty_size == [30, 100]
+    assert shown.messages is None  # a past run takes no message (a restart does)
+    assert shown.waiting_since is None
+    again = views.run_meta(agent)
+    assert (again.pty_size, again.waiting_pattern, again.enter) == ([30, 100], "^>$", "\n")
+    # A meta file written while the run waited (its daemon died) says since when.
+    waited = past_run(
+        tmp_path, RunMeta(name="w", status="waiting", waiting_since="2026-02-10T05:44:31.000+00:00")
+    )
+    assert views.detail(waited).waiting_since == "2026-02-10T05:44:31.000+00:00"

@@ -39,6 +39,11 @@ class AgentCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     stdin: bool = False
     pty: bool = False
     timeout_seconds: float | None = None
+    # With ``pty``: the terminal's [rows, cols] (default [24, 80]).
+    pty_size: list[int] | None = None
+    # A regex: a quiet terminal whose last lines match it waits for its user (overrides
+    # the profile's).
+    waiting_pattern: str | None = None
 
 
 class AgentInput(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -144,6 +149,13 @@ class AgentDetail(AgentSummary):
     resources: Resources | UnsetType = UNSET
     # The run shown: "<name>/<stamp>" (its files' stamp), for /api/agents/<name>/runs/<stamp>.
     run_id: str = ""
+    # Since when the agent waits for its user (status ``waiting``), and what for.
+    waiting_since: str | None = None
+    waiting_detail: str | None = None
+    # Whether ``POST /api/agents/<name>/message`` can reach it: "pty", "stream-json" or null.
+    messages: str | None = None
+    # A PTY agent's terminal size, [rows, cols].
+    pty_size: list[int] | None = None
 
 
 class AgentList(msgspec.Struct):
@@ -229,6 +241,36 @@ class InputAccepted(msgspec.Struct):
     eof: bool
 
 
+class AgentMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One user turn for an interactive agent."""
+
+    text: str
+
+
+class MessageDelivered(msgspec.Struct, kw_only=True):
+    """How a message reached the agent: typed into its terminal (``pty``), as a
+    stream-json user message, or as the answer to a pending permission prompt."""
+
+    delivered: Literal["pty", "stream-json"]
+    written: int
+    # A permission prompt's answer: which tool, and whether the text allowed it.
+    answered: str | None = None
+    allowed: bool | None = None
+    status: Status
+
+
+class Screen(msgspec.Struct, kw_only=True):
+    """A PTY agent's current screen, rendered by a terminal emulator."""
+
+    name: str
+    status: Status
+    rows: int
+    cols: int
+    cursor: list[int]  # [row, col], from 0
+    lines: list[str]  # right-trimmed, one per row
+    text: str  # the lines joined by newlines, trailing blank lines left out
+
+
 class StreamQuery(msgspec.Struct, kw_only=True):
     """Stream resume: ``history`` replays the last N retained events on connect (``all``:
     every one retained); ``last_event_id`` (or the ``Last-Event-ID`` header) replays what
@@ -279,6 +321,11 @@ class RunMeta(msgspec.Struct, kw_only=True):
     stdin: bool = False
     pty: bool = False
     timeout_seconds: float | None = None
+    pty_size: list[int] | None = None
+    # How a restart of the run from disk talks to it again (core.interactive).
+    waiting_pattern: str | None = None
+    enter: str = "\r"
+    waiting_since: str | None = None
     pid: int | None = None
     # How the run's processes are recognised after a daemon crash (runtime.proctree): the
     # leader's start time (/proc/<pid>/stat field 22, ticks after boot), its session id,

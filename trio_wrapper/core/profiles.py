@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from trio_wrapper.core.errors import Refusal, invalid_request
+from trio_wrapper.core.interactive import check_pty_size, compile_pattern
 from trio_wrapper.core.models import AgentCreate
 from trio_wrapper.core.names import DEFAULT_MAX_NAME_LENGTH, check_name
 from trio_wrapper.core.spec import AgentSpec
@@ -27,6 +28,12 @@ class CommandProfile(Protocol):
 
     @property
     def permissions(self) -> Sequence[str]: ...
+
+    @property
+    def waiting_pattern(self) -> str: ...
+
+    @property
+    def enter(self) -> str: ...
 
 
 # An argument that is exactly this becomes the profile's permission flags (several
@@ -52,6 +59,12 @@ def resolve_spec(
     if body.cwd is not None:
         check_os_text(body.cwd, "cwd")
     fmt: str | None = body.format
+    waiting_pattern, enter = body.waiting_pattern, "\r"
+    if waiting_pattern is not None:
+        if not body.pty:
+            raise invalid_request("'waiting_pattern' goes with 'pty': true (a terminal's screen)")
+        compile_pattern(waiting_pattern)
+    pty_size = check_pty_size(body.pty_size, pty=body.pty)
     if body.profile is not None:
         if body.command is not None or body.args is not None:
             raise invalid_request("give either 'profile' or 'command', not both")
@@ -62,6 +75,9 @@ def resolve_spec(
             raise invalid_request(f"profile {body.profile!r} needs a 'prompt'")
         argv = expand(profile, body.prompt or "", body.permissions)
         fmt = fmt or profile.format
+        if waiting_pattern is None and profile.waiting_pattern:
+            waiting_pattern = profile.waiting_pattern
+        enter = profile.enter
     else:
         if body.prompt is not None:
             raise invalid_request("'prompt' goes with 'profile'")
@@ -89,6 +105,9 @@ def resolve_spec(
         pty=body.pty,
         timeout_seconds=body.timeout_seconds,
         profile=body.profile,
+        pty_size=pty_size,
+        waiting_pattern=waiting_pattern,
+        enter=enter,
     )
 
 

@@ -16,3 +16,8 @@ class AgentSpec:
     pty: bool = False
     timeout_seconds: float | None = None
     profile: str | None = None
+    # A PTY agent's terminal, [rows, cols]; its prompt (a regex, core.interactive) and
+    # the Enter its CLI expects after a message.
+    pty_size: tuple[int, int] | None = None
+    waiting_pattern: str | None = None
+    enter: str = "\r"

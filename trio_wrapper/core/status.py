@@ -8,6 +8,7 @@ from enum import StrEnum
 class Status(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
+    WAITING = "waiting"  # running, and wants its user: input or an approval
     STOPPING = "stopping"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -18,12 +19,22 @@ class Status(StrEnum):
     def is_terminal(self) -> bool:
         return self in _TERMINAL
 
+    @property
+    def is_active(self) -> bool:
+        """Its process runs and no stop was asked for: ``running`` or ``waiting``."""
+        return self in _ACTIVE
+
 
 _TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.STOPPED, Status.INTERRUPTED})
 
+# ``waiting`` is ``running`` with one more fact (the agent wants its user): every rule
+# for a running agent (stop, timeout, exit) holds for a waiting one.
+_ACTIVE = frozenset({Status.RUNNING, Status.WAITING})
+
 _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.STOPPING}),
-    Status.RUNNING: frozenset({Status.STOPPING, Status.COMPLETED, Status.FAILED}),
+    Status.RUNNING: frozenset({Status.WAITING, Status.STOPPING, Status.COMPLETED, Status.FAILED}),
+    Status.WAITING: frozenset({Status.RUNNING, Status.STOPPING, Status.COMPLETED, Status.FAILED}),
     Status.STOPPING: frozenset({Status.STOPPED, Status.FAILED}),
 }
 

@@ -222,6 +222,13 @@ class CodexJsonExtractor(JsonLinesExtractor[dict[str, Any]]):
             self._error(get_str(msg, "message"), line_num, out)
         elif kind == "task_complete":
             out.append(State(line_num, "turn_completed", ""))
+        elif kind in ("exec_approval_request", "apply_patch_approval_request"):
+            # codex asks before running a command or applying a patch: it waits.
+            if kind == "exec_approval_request":
+                asked = f"approval to run {_command_text(msg.get('command'))}"
+            else:
+                asked = "approval to apply a patch"
+            out.append(State(line_num, "waiting_for_approval", short(asked)))
         elif kind == "plan_update":
             steps = [as_dict(s) for s in get_list(msg, "plan")]
             lines = [f"[{get_str(s, 'status')}] {get_str(s, 'step')}" for s in steps]

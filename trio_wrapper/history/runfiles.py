@@ -217,7 +217,7 @@ def load_history(logs_dir: Path) -> list[tuple[RunFiles, RunMeta]]:
                     newest[0],
                 ):
                     newest = (key, files, meta)
-            if meta.status in (Status.STARTING, Status.RUNNING, Status.STOPPING):
+            if meta.status in (Status.STARTING, Status.RUNNING, Status.WAITING, Status.STOPPING):
                 meta.status = Status.INTERRUPTED.value
                 count_interrupted(files, meta)
                 with contextlib.suppress(OSError):
@@ -246,6 +246,7 @@ def _as_found(files: RunFiles, meta: RunMeta, live_stamp: str | None) -> RunMeta
     if files.stamp != live_stamp and meta.status in (
         Status.STARTING,
         Status.RUNNING,
+        Status.WAITING,
         Status.STOPPING,
     ):
         meta.status = Status.INTERRUPTED.value

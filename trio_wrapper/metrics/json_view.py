@@ -19,7 +19,9 @@ from trio_wrapper.metrics.model import MetricsModel
 from trio_wrapper.metrics.snapshot import AgentColumns, MetricsSnapshot
 
 # The seed's "running_agents - Currently active": an agent still owning its process.
-ACTIVE = frozenset({Status.STARTING.value, Status.RUNNING.value, Status.STOPPING.value})
+ACTIVE = frozenset(
+    {Status.STARTING.value, Status.RUNNING.value, Status.WAITING.value, Status.STOPPING.value}
+)
 
 
 class SystemMetrics(msgspec.Struct):
@@ -36,6 +38,8 @@ class SystemMetrics(msgspec.Struct):
     total_extractions: int
     events_per_second: float
     extractions_by_type: dict[str, int]
+    # Of ``running_agents``: those waiting for their user (input or an approval).
+    waiting_agents: int = 0
 
 
 # gc=False: a scrape makes a thousand of these, and as tracked containers they would set
@@ -138,6 +142,7 @@ def metrics_document(
         total_extractions=snap.extractions_total,
         events_per_second=round(snap.events_per_second, 6),
         extractions_by_type=dict(snap.extractions_by_type),
+        waiting_agents=by_status.get(Status.WAITING.value, 0),
     )
     cols = AgentColumns.of(snap.agents)
     started = StampTexts(none_text="") if started is None else started

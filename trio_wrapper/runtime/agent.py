@@ -43,6 +43,7 @@ from typing import Protocol
 import msgspec
 import trio
 
+from trio_wrapper.core.interactive import not_interactive
 from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.models import LeftoverProcess, Resources, RunMeta
 from trio_wrapper.core.spec import AgentSpec
@@ -61,6 +62,7 @@ from trio_wrapper.history.events import EventsFile, read_records
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
 from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
+from trio_wrapper.runtime.interactive import Delivered, Interaction
 from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import grow_pipe
 from trio_wrapper.runtime.process import (
@@ -221,6 +223,11 @@ class Agent:
         self._tree_given_up = False
         # The run's cgroup's last figures, read when the run ended (or from its meta file).
         self.final_usage: cgroups.Usage | None = None
+        # A live run's interactive side (runtime.interactive), set by the supervisor:
+        # its screen, when it waits, its messages. Since when it waits, and what for.
+        self.interaction: Interaction | None = None
+        self.waiting_since: datetime | None = None
+        self.waiting_detail: str | None = None
 
     # ---- construction -------------------------------------------------------------
 
@@ -248,6 +255,9 @@ class Agent:
             pty=meta.pty,
             timeout_seconds=meta.timeout_seconds,
             profile=meta.profile,
+            pty_size=_size(meta.pty_size),
+            waiting_pattern=meta.waiting_pattern,
+            enter=meta.enter,
         )
         agent = cls(spec, files, records_kept=records_kept, record_text_bytes=record_text_bytes)
         agent._records_on_disk = True
@@ -272,6 +282,8 @@ class Agent:
         agent.exit_signal = meta.signal
         agent.stop_reason = meta.stop_reason
         agent.problem = meta.error
+        if agent.status is Status.WAITING:  # a meta file written while the run waited
+            agent.waiting_since = parse_rfc3339(meta.waiting_since)
         for stream, stats in agent.stats.items():
             stats.bytes = meta.bytes.get(stream, 0)
             stats.lines = meta.lines.get(stream, 0)
@@ -395,6 +407,10 @@ class Agent:
         check_transition(old, new)
         self.status = new
         self.status_detail = detail
+        if new is not Status.WAITING:
+            self.waiting_since = self.waiting_detail = None
+            if self.interaction is not None and not new.is_active:
+                self.interaction.stopped_waiting()
         if new.is_terminal:
             self.completed_at = now_local()
             self._ended_mono = time.monotonic()
@@ -402,6 +418,18 @@ class Agent:
         self._write_meta()
         for observer in self._observers:
             observer.on_status(self, old, new)
+
+    def set_waiting(self, waiting: bool, detail: str) -> None:
+        """``running`` -> ``waiting`` (the agent wants its user: ``detail`` says what for)
+        or back; nothing while it is starting, stopping or has exited."""
+        if self._exited.is_set():
+            return
+        if waiting and self.status is Status.RUNNING:
+            self.waiting_since = now_local()
+            self.waiting_detail = detail
+            self._set_status(Status.WAITING, detail)
+        elif not waiting and self.status is Status.WAITING:
+            self._set_status(Status.RUNNING, detail)
 
     def _write_meta(self) -> None:
         try:
@@ -509,6 +537,8 @@ class Agent:
             try:
                 with self._tasks_scope:  # cancelled by ``_fail``
                     self._set_status(Status.RUNNING)
+                    if self.interaction is not None:
+                        self.interaction.started()
                     self._running.set()
                     await self._tasks(process, pipeline, extracting)
             except* Exception as group:
@@ -554,7 +584,11 @@ class Agent:
                     timeout_scope = trio.CancelScope()
                     if self.spec.timeout_seconds:
                         nursery.start_soon(self._watch_timeout, timeout_scope)
+                    watch_scope = trio.CancelScope()
+                    if self.interaction is not None and self.interaction.watches:
+                        nursery.start_soon(self.interaction.run, watch_scope)
                     await wait_leader(process)
+                    watch_scope.cancel()
                     self._exited.set()
                     self._record_exit(process.returncode or 0)
                     # Whatever the leader started and left running keeps the run running
@@ -614,7 +648,7 @@ class Agent:
             # Not the child's doing: the daemon failed this run, whatever its exit.
             self._set_status(Status.FAILED, f"failed in the daemon: {self._failure}")
             return
-        if (self._stop_requested or self._timed_out) and self.status is Status.RUNNING:
+        if (self._stop_requested or self._timed_out) and self.status.is_active:
             self._set_status(Status.STOPPING, stopping_detail(self.stop_reason or "api"))
         detail = exit_detail(
             self.exit_code,
@@ -640,6 +674,9 @@ class Agent:
         chunk_size = self._chunk
         pipeline = self._pipeline
         assert pipeline is not None
+        # A PTY's output also feeds its screen (a copy into a bounded buffer).
+        interaction = self.interaction
+        tap = interaction.on_output if interaction is not None and interaction.watches else None
         since_checkpoint = 0
         try:
             while True:
@@ -669,6 +706,8 @@ class Agent:
                 pipeline.submit(
                     stream_name, offset, chunk, busy=len(chunk) == chunk_size, stored=written
                 )
+                if tap is not None:
+                    tap(chunk)
                 since_checkpoint += len(chunk)
                 if since_checkpoint >= READER_TURN_BYTES:
                     # Let the rest of the daemon (HTTP, other agents) have a turn.
@@ -698,6 +737,9 @@ class Agent:
         self.stats[stream_name].lines += count
         for observer in self._observers:
             observer.on_lines(self, stream_name, first, batch)
+        interaction = self.interaction
+        if interaction is not None and interaction.scans_lines:
+            interaction.on_lines(batch)
         assert self._extracting is not None
         self._extracting.feed(batch.lines, first, stream_name)
 
@@ -721,6 +763,8 @@ class Agent:
             self.extraction.add(found, counts)
             for observer in self._observers:
                 observer.on_records(self, found, counts)
+            if self.interaction is not None:
+                self.interaction.on_found(found)
         except Exception as exc:
             self._fail("publishing extraction records", exc)
 
@@ -861,7 +905,7 @@ class Agent:
             await trio.sleep(self.spec.timeout_seconds)
             self._timed_out = True
             self.stop_reason = "timeout"
-            if self.status is Status.RUNNING:
+            if self.status.is_active:
                 self._set_status(Status.STOPPING, stopping_detail("timeout"))
             await self._terminate_group(self._stop_grace)
 
@@ -878,7 +922,7 @@ class Agent:
         if not self._stop_requested and not self._timed_out:
             self._stop_requested = True
             self.stop_reason = reason
-            if self.status in (Status.STARTING, Status.RUNNING):
+            if self.status is Status.STARTING or self.status.is_active:
                 self._set_status(Status.STOPPING, stopping_detail(reason))
         await self._terminate_group(grace)
         with trio.move_on_after(STOP_DRAIN_SECONDS):
@@ -952,6 +996,22 @@ class Agent:
         if self._stdin is None or self._exited.is_set():
             raise StdinClosed
         await self._stdin.write(data, eof=eof, write_timeout=write_timeout)
+
+    async def send_message(self, text: str, *, write_timeout: float) -> Delivered:
+        """One user turn (``runtime.interactive``); ``Refusal("not_interactive")`` where
+        the agent takes none, ``StdinClosed`` / ``StdinBlocked`` as ``write_input``."""
+        interaction = self.interaction
+        if interaction is None:
+            raise not_interactive(self.name)
+
+        async def write(data: bytes) -> None:
+            await self.write_input(data, eof=False, write_timeout=write_timeout)
+
+        return await interaction.deliver(text, write)
+
+
+def _size(size: Sequence[int] | None) -> tuple[int, int] | None:
+    return (size[0], size[1]) if size is not None and len(size) == 2 else None
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

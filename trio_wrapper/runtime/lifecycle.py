@@ -4,13 +4,14 @@ Both ways of serving use it: ``daemon.serve`` (the root nursery, with hypercorn 
 and the no-argument ``api.app.create_app()`` for a plain ``hypercorn -k trio`` (the
 app's nursery, from ``before_serving`` / ``after_serving``).
 
-Start: the descriptor sampler, the hub's timers, then the supervisor (history loaded,
+Start: the descriptor sampler, the hub's timers, the webhook's sender (``[notify]``),
+then the supervisor (history loaded,
 agents' nursery open), then the run index (synced in the background, after history has
 marked interrupted runs).
 Stop: the streams end first (each gets a ``shutdown`` event, or it would hold the HTTP
 server's graceful stop for its whole timeout), then the server is told to stop taking
-requests, then every agent is stopped (group SIGTERM, grace, SIGKILL), then the run index
-writes their ends and closes.
+requests, then every agent is stopped (group SIGTERM, grace, SIGKILL), the webhook's
+queue gets a few seconds to go out, then the run index writes their ends and closes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Lifecycle:
         if self.hub is not None:
             await nursery.start(self.hub.run)
         if self.supervisor is not None:
+            if self.supervisor.notifier is not None:
+                await nursery.start(self.supervisor.notifier.run)
             await nursery.start(self.supervisor.run)
         if self.index is not None:
             await nursery.start(self.index.run)
@@ -69,6 +72,8 @@ class Lifecycle:
             stop_serving()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+            if self.supervisor.notifier is not None:
+                await self.supervisor.notifier.close()
         if self.index is not None:
             await self.index.stop()
         if self.descriptors is not None:

@@ -8,15 +8,19 @@ readers, which stay in the agent (they are the hot path).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import fnmatch
 import os
 import signal
+import struct
 import subprocess
+import termios
 from collections.abc import Callable, Collection, Mapping
 
 import trio
 
 from trio_wrapper.core.errors import Refusal, invalid_request
+from trio_wrapper.core.interactive import DEFAULT_PTY_SIZE
 from trio_wrapper.core.spec import AgentSpec
 from trio_wrapper.runtime import proctree
 
@@ -107,6 +111,10 @@ async def spawn(
     if spec.pty:
         master, slave = os.openpty()
         os.set_inheritable(master, False)
+        rows, cols = spec.pty_size or DEFAULT_PTY_SIZE
+        # A fresh PTY is 0x0: a terminal UI would draw nothing (or fail) in it.
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         stdout = stderr = slave
         if spec.stdin:
             stdin = slave

@@ -32,6 +32,8 @@ from trio_wrapper.runtime.agent import Agent, AgentObserver
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.eventlog import start_failed
 from trio_wrapper.runtime.extraction import ExtractionWorker
+from trio_wrapper.runtime.interactive import Interaction
+from trio_wrapper.runtime.notify import Notifier
 from trio_wrapper.runtime.process import check_request_env, reap_orphan, spawn
 from trio_wrapper.runtime.views import run_meta
 
@@ -60,6 +62,10 @@ class Supervisor:
         self._closed = trio.Event()
         self.extraction_worker = ExtractionWorker(self.rules) if config.extraction.worker else None
         self.cgroups: cgroups.AgentCgroups | None = None
+        # [notify] webhook: an observer, its sender task started by the lifecycle.
+        self.notifier = Notifier(config.notify) if config.notify.webhook else None
+        if self.notifier is not None:
+            self.observers.append(self.notifier)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -277,6 +283,13 @@ class Supervisor:
             record_text_bytes=self.config.limits.max_record_text_bytes,
         )
         agent.started_at = started
+        interactive = self.config.interactive
+        agent.interaction = Interaction(
+            spec,
+            agent.set_waiting,
+            quiet_seconds=interactive.quiet_seconds,
+            enter_delay_seconds=interactive.enter_delay_seconds,
+        )
         try:
             agent.open_files()
         except OSError as exc:

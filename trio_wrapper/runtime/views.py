@@ -75,6 +75,10 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
         logs=log_paths(agent),
         extraction=extraction(agent),
         run_id=run_id(agent),
+        waiting_since=rfc3339(agent.waiting_since),
+        waiting_detail=agent.waiting_detail,
+        messages=messages(agent),
+        pty_size=list(spec.pty_size) if spec.pty_size is not None else None,
     )
     if matches_limit is not None:
         out.matches = store.matches(matches_limit)
@@ -86,6 +90,14 @@ def detail(agent: Agent, matches_limit: int | None = None) -> AgentDetail:
     if resources is not None:
         out.resources = resources
     return out
+
+
+def messages(agent: Agent) -> str | None:
+    """How ``POST .../message`` reaches a live agent ("pty", "stream-json"), or None."""
+    interaction = agent.interaction
+    if interaction is None or not agent.is_live:
+        return None
+    return interaction.delivery
 
 
 def deleted(agent: Agent) -> Deleted:
@@ -173,6 +185,10 @@ def run_meta(agent: Agent) -> RunMeta:
         stdin=spec.stdin,
         pty=spec.pty,
         timeout_seconds=spec.timeout_seconds,
+        pty_size=list(spec.pty_size) if spec.pty_size is not None else None,
+        waiting_pattern=spec.waiting_pattern,
+        enter=spec.enter,
+        waiting_since=rfc3339(agent.waiting_since),
         pid=agent.pid,
         pid_start_ticks=mark.leader_start if mark is not None else None,
         session_id=mark.leader if mark is not None else None,

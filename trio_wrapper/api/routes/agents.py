@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from trio_wrapper.api.requests import parse_query, read_json
 from trio_wrapper.api.responses import json_response
-from trio_wrapper.api.routes import agent_runs
+from trio_wrapper.api.routes import agent_runs, interactive
 from trio_wrapper.api.routes.run_answers import detail_response, log_response
 from trio_wrapper.api.state import AppState
 from trio_wrapper.core.errors import Refusal, invalid_request
@@ -160,6 +160,7 @@ def install(app: QuartTrio, state: AppState) -> None:
         return await log_response(supervisor.get(name), limits)
 
     agent_runs.install(app, state)
+    interactive.install(app, state)
 
 
 def _statuses(raw: str | None) -> frozenset[Status]:
