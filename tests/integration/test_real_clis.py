@@ -261,7 +261,8 @@ def run_through_daemon(name: str, tool: Installed, tmp_path: Path) -> Run:
 
             def finished() -> dict[str, Any] | None:
                 detail = http.get(f"/api/agents/{name}").json()
-                return detail if detail["status"] not in ("starting", "running", "waiting") else None
+                running = ("starting", "running", "waiting")
+                return detail if detail["status"] not in running else None
 
             poll(finished, RUN_TIMEOUT, f"{name} to finish")
             detail = http.get(f"/api/agents/{name}?include_matches=true&limit=1000").json()
