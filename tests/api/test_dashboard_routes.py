@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,40 @@ def test_every_url_in_the_files_is_relative_and_local() -> None:
     assert not re.search(r"""["'`]/api/""", script)
     assert "innerHTML" not in script  # agent output is only ever text
     assert "http" not in (STATIC_DIR / "app.css").read_text()
+
+
+class _Tags(HTMLParser):
+    """The page's ids, and its elements' nesting checked as it is read."""
+
+    VOID = frozenset({"meta", "link", "input", "br", "img", "hr", "source"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.ids.update(value for key, value in attrs if key == "id" and value)
+        if tag not in self.VOID and tag != "option":
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "option":
+            return
+        line = self.getpos()[0]
+        assert self.open, f"</{tag}> closes nothing (line {line})"
+        top = self.open.pop()
+        assert top == tag, f"</{tag}> closes <{top}> (line {line})"
+
+
+def test_the_page_is_well_formed_and_has_every_element_the_script_uses() -> None:
+    tags = _Tags()
+    tags.feed((STATIC_DIR / "index.html").read_text())
+    assert tags.open == []
+    script = (STATIC_DIR / "app.js").read_text()
+    wanted = set(re.findall(r'\$\("([\w-]+)"\)', script))
+    assert len(wanted) > 40
+    assert wanted <= tags.ids, sorted(wanted - tags.ids)
 
 
 def test_the_files_are_package_data() -> None:

@@ -295,3 +295,58 @@ def reload_while_streaming(page: Page, http: httpx.Client, daemon: Daemon) -> No
     shown = page.log_lines()
     assert len(shown) == len(set(shown)), "a line shown twice"
     assert shown == expected
+
+
+def test_dashboard_asks_for_the_token(tmp_path: Path) -> None:
+    """With reads protected, the page asks for the token, refuses a wrong one, then shows
+    the agents with the right one (also on the event stream, through ?access_token=), and
+    keeps it in the tab across a reload."""
+    from selenium.webdriver.common.by import By
+
+    token = "dashboard-s3cret"
+    env = {
+        "TRIO_WRAPPER_AUTH_TOKEN": token,
+        "TRIO_WRAPPER_AUTH_PROTECT_READS": "true",
+        "TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2",
+    }
+    daemon_dir = tmp_path / "daemon"
+    with (
+        headless_chrome(tmp_path) as driver,
+        running_daemon(daemon_dir, env=env, cwd=REPO, stop_timeout=20) as daemon,
+        httpx.Client(
+            base_url=daemon.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+        ) as http,
+    ):
+        body = {"name": "guarded", "command": ["sh", "-c", "echo hi"]}
+        assert http.post("/api/agents", json=body).status_code == 201
+        page = Page(driver, daemon.url)
+        driver.get(daemon.url + "/")
+        dialog_open = "return document.getElementById('token-dialog').open"
+        page.until(lambda: page.js(dialog_open), "the token dialog")
+        assert page.row_status("guarded") is None
+
+        field = driver.find_element(By.ID, "token-input")
+        field.send_keys("wrong")
+        field.submit()
+        page.until(
+            lambda: (
+                page.js("return document.getElementById('token-error').textContent")
+                == "The token was refused."
+            ),
+            "the wrong token refused",
+        )
+        field = driver.find_element(By.ID, "token-input")
+        field.send_keys(token)
+        field.submit()
+        page.until(lambda: page.row_status("guarded") == "completed", "the agents")
+        page.until(
+            lambda: page.js("return document.getElementById('conn').textContent") == "live",
+            "the event stream open with the token",
+        )
+        assert not page.js(dialog_open)
+
+        driver.refresh()
+        page.until(lambda: page.row_status("guarded") == "completed", "the agents after a reload")
+        assert not page.js(dialog_open)
+        stored = page.js("return sessionStorage.getItem('trio_wrapper.token')")
+        assert stored == token

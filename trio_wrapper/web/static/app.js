@@ -23,6 +23,7 @@
     usage: new Map(), // name -> {tokens, cost} of its newest ended run
     last: new Map(), // name -> text of its last tool call or state
     lastLooked: new Set(), // names whose last record was asked for once
+    lastFromDaemon: new Set(), // names whose "last" is the daemon's status change
     rows: new Map(), // name -> <tr>
     rate: [], // events/s points
     prevTotal: null, // [total_events, ms]
@@ -540,7 +541,10 @@
           const detail = await api(agentPath(name), { params: { include_matches: true, limit: 1 } });
           const candidates = [...detail.matches.tool_calls, ...detail.matches.state];
           candidates.sort((a, b) => a.line_num - b.line_num);
-          if (candidates.length && !state.last.has(name)) state.last.set(name, describeRecord(candidates[candidates.length - 1]));
+          if (candidates.length && (!state.last.has(name) || state.lastFromDaemon.has(name))) {
+            state.last.set(name, describeRecord(candidates[candidates.length - 1]));
+            state.lastFromDaemon.delete(name);
+          }
         } catch (_) {
           /* gone meanwhile */
         }
@@ -647,10 +651,20 @@
         bump(name, "extractions");
         if (record.type === "error") bump(name, "errors");
         const text = describeRecord(record);
-        if (text) state.last.set(name, text);
+        if (text) {
+          state.last.set(name, text);
+          state.lastFromDaemon.delete(name);
+        }
         renderTableSoon();
       },
       state(data, envelope) {
+        // The daemon's own status change fills "Last" for agents whose output has no
+        // tool call or state record (a plain command): "failed: exit code 3".
+        const name = envelope.agent_name;
+        if (!state.last.has(name) || state.lastFromDaemon.has(name)) {
+          state.last.set(name, data.detail ? `${data.state}: ${data.detail}` : data.state);
+          state.lastFromDaemon.add(name);
+        }
         const agent = state.agents.get(envelope.agent_name);
         if (agent) {
           agent.status = data.state;
@@ -1152,14 +1166,15 @@
 
   // ---- routing -----------------------------------------------------------------------
 
-  function route() {
+  function route(event) {
     const match = /^#\/agent\/(.+)$/.exec(location.hash);
     if (match) {
       const name = decodeURIComponent(match[1]);
       $("overview-view").hidden = true;
       $("agent-view").hidden = false;
       if (!state.agent || state.agent.name !== name) openAgent(name);
-      $("agent-title").focus?.();
+      // After a click or Enter on a link, the keyboard goes on from the agent's name.
+      if (event) $("agent-title").focus();
     } else {
       closeAgent();
       document.title = "trio_wrapper";
