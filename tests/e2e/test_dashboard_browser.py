@@ -226,6 +226,10 @@ def test_dashboard_drives_agents(tmp_path: Path) -> None:
             )
         )
         assert {"session", "tool_call", "metric"} <= kinds, kinds
+        # The detail's records and the stream's replay of them overlap: each shown once.
+        total = http.get("/api/agents/first").json()["extraction"]["total_matches"]
+        shown = page.js("return document.getElementById('records-count').textContent")
+        assert shown == f"({total})"
         tool = driver.find_element(By.CSS_SELECTOR, "#group-tools .rec pre").text
         assert tool == "bash -lc ls"
         assert page.agent_status() == "completed"
@@ -350,3 +354,34 @@ def test_dashboard_asks_for_the_token(tmp_path: Path) -> None:
         assert not page.js(dialog_open)
         stored = page.js("return sessionStorage.getItem('trio_wrapper.token')")
         assert stored == token
+
+
+def test_dashboard_reconnects_after_a_daemon_restart(tmp_path: Path) -> None:
+    """The daemon stops and a new one starts on the same port and logs: the page says it
+    lost the connection, reconnects on its own, and shows what the new daemon does."""
+    env = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2"}
+    logs = tmp_path / "logs"
+    with headless_chrome(tmp_path) as driver:
+        with running_daemon(tmp_path / "a", env=env, logs_dir=logs, cwd=REPO) as first:
+            page = Page(driver, first.url)
+            page.open()
+            with first.client() as http:
+                body = {"name": "before", "command": ["sh", "-c", "echo one"]}
+                assert http.post("/api/agents", json=body).status_code == 201
+            page.until(lambda: page.row_status("before") == "completed", "the first agent")
+            port = first.port
+        connection = "return document.getElementById('conn').textContent"
+        page.until(lambda: page.js(connection) != "live", "the connection lost")
+
+        with (
+            running_daemon(
+                tmp_path / "b", "--port", str(port), env=env, logs_dir=logs, cwd=REPO
+            ) as second,
+            second.client() as http,
+        ):
+            assert second.port == port
+            page.until(lambda: page.js(connection) == "live", "the connection back")
+            body = {"name": "after", "command": ["sh", "-c", "echo two"]}
+            assert http.post("/api/agents", json=body).status_code == 201
+            page.until(lambda: page.row_status("after") == "completed", "the new daemon's agent")
+            assert page.row_status("before") == "completed"  # read back from its files

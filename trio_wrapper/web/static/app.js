@@ -353,6 +353,7 @@
     if (state.events) state.events.reopen();
     refreshAll();
     refreshSlow();
+    closeAgent(); // an agent's page opens again with the token
     route();
   }
 
