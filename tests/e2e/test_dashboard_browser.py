@@ -46,6 +46,22 @@ def need(program: str) -> str:
     return path
 
 
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for the tests of this file (each on a daemon, so an origin,
+    of its own)."""
+    with headless_chrome(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver
+
+
+@pytest.fixture
+def driver(browser: Any) -> Iterator[Any]:
+    browser.get("about:blank")
+    browser.get_log("browser")  # the console of earlier tests is theirs
+    yield browser
+    browser.get("about:blank")  # no page of this test polls a daemon that is gone
+
+
 @contextmanager
 def headless_chrome(tmp_path: Path) -> Iterator[Any]:
     chromium = need("chromium")
@@ -169,11 +185,11 @@ def save_screenshots(shots: dict[str, Path]) -> None:
             shutil.copyfile(path, REPO / "docs" / name)
 
 
-def test_dashboard_drives_agents(tmp_path: Path) -> None:
+def test_dashboard_drives_agents(tmp_path: Path, driver: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    with headless_chrome(tmp_path) as driver, serve(tmp_path) as daemon, daemon.client() as http:
+    with serve(tmp_path) as daemon, daemon.client() as http:
         page = Page(driver, daemon.url)
         page.open()
 
@@ -233,8 +249,12 @@ def test_dashboard_drives_agents(tmp_path: Path) -> None:
         tool = driver.find_element(By.CSS_SELECTOR, "#group-tools .rec pre").text
         assert tool == "bash -lc ls"
         assert page.agent_status() == "completed"
-        runs = driver.find_elements(By.CSS_SELECTOR, "#runs-body tr")
-        assert len(runs) == 1
+        page.until(
+            lambda: (
+                page.js("return document.querySelectorAll('#runs-body tr[data-stamp]').length") == 1
+            ),
+            "its one run",
+        )
         page.note_hosts()
         page.screenshot(shots["agent.png"])
 
@@ -301,7 +321,7 @@ def reload_while_streaming(page: Page, http: httpx.Client, daemon: Daemon) -> No
     assert shown == expected
 
 
-def test_dashboard_asks_for_the_token(tmp_path: Path) -> None:
+def test_dashboard_asks_for_the_token(tmp_path: Path, driver: Any) -> None:
     """With reads protected, the page asks for the token, refuses a wrong one, then shows
     the agents with the right one (also on the event stream, through ?access_token=), and
     keeps it in the tab across a reload."""
@@ -315,7 +335,6 @@ def test_dashboard_asks_for_the_token(tmp_path: Path) -> None:
     }
     daemon_dir = tmp_path / "daemon"
     with (
-        headless_chrome(tmp_path) as driver,
         running_daemon(daemon_dir, env=env, cwd=REPO, stop_timeout=20) as daemon,
         httpx.Client(
             base_url=daemon.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
@@ -356,32 +375,31 @@ def test_dashboard_asks_for_the_token(tmp_path: Path) -> None:
         assert stored == token
 
 
-def test_dashboard_reconnects_after_a_daemon_restart(tmp_path: Path) -> None:
+def test_dashboard_reconnects_after_a_daemon_restart(tmp_path: Path, driver: Any) -> None:
     """The daemon stops and a new one starts on the same port and logs: the page says it
     lost the connection, reconnects on its own, and shows what the new daemon does."""
     env = {"TRIO_WRAPPER_AGENTS_STOP_GRACE_SECONDS": "2"}
     logs = tmp_path / "logs"
-    with headless_chrome(tmp_path) as driver:
-        with running_daemon(tmp_path / "a", env=env, logs_dir=logs, cwd=REPO) as first:
-            page = Page(driver, first.url)
-            page.open()
-            with first.client() as http:
-                body = {"name": "before", "command": ["sh", "-c", "echo one"]}
-                assert http.post("/api/agents", json=body).status_code == 201
-            page.until(lambda: page.row_status("before") == "completed", "the first agent")
-            port = first.port
-        connection = "return document.getElementById('conn').textContent"
-        page.until(lambda: page.js(connection) != "live", "the connection lost")
-
-        with (
-            running_daemon(
-                tmp_path / "b", "--port", str(port), env=env, logs_dir=logs, cwd=REPO
-            ) as second,
-            second.client() as http,
-        ):
-            assert second.port == port
-            page.until(lambda: page.js(connection) == "live", "the connection back")
-            body = {"name": "after", "command": ["sh", "-c", "echo two"]}
+    with running_daemon(tmp_path / "a", env=env, logs_dir=logs, cwd=REPO) as first:
+        page = Page(driver, first.url)
+        page.open()
+        with first.client() as http:
+            body = {"name": "before", "command": ["sh", "-c", "echo one"]}
             assert http.post("/api/agents", json=body).status_code == 201
-            page.until(lambda: page.row_status("after") == "completed", "the new daemon's agent")
-            assert page.row_status("before") == "completed"  # read back from its files
+        page.until(lambda: page.row_status("before") == "completed", "the first agent")
+        port = first.port
+    connection = "return document.getElementById('conn').textContent"
+    page.until(lambda: page.js(connection) != "live", "the connection lost")
+
+    with (
+        running_daemon(
+            tmp_path / "b", "--port", str(port), env=env, logs_dir=logs, cwd=REPO
+        ) as second,
+        second.client() as http,
+    ):
+        assert second.port == port
+        page.until(lambda: page.js(connection) == "live", "the connection back")
+        body = {"name": "after", "command": ["sh", "-c", "echo two"]}
+        assert http.post("/api/agents", json=body).status_code == 201
+        page.until(lambda: page.row_status("after") == "completed", "the new daemon's agent")
+        assert page.row_status("before") == "completed"  # read back from its files

@@ -683,8 +683,8 @@
           renderTableSoon();
         }
         refreshSoon();
-        // The run index takes its figures a moment after the end.
-        setTimeout(refreshSlow, 1500);
+        // The run index takes its figures a moment after the end (longer on a busy host).
+        for (const ms of [1000, 3000, 7000]) setTimeout(refreshSlow, ms);
       },
       gap() {
         refreshSoon();
