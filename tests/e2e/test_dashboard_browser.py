@@ -258,12 +258,17 @@ def test_dashboard_drives_agents(tmp_path: Path, driver: Any) -> None:
         page.note_hosts()
         page.screenshot(shots["agent.png"])
 
-        # 3. Stop a second agent with its button.
-        second = {"name": "second", "command": ["sh", "-c", "echo waiting; exec sleep 300"]}
+        # 3. Stop a second agent with its button. Its colours are rendered, not printed;
+        #    its stderr line is told apart.
+        script = r"printf '\033[1;31mwaiting\033[0m\n'; echo oops >&2; exec sleep 300"
+        second = {"name": "second", "command": ["sh", "-c", script]}
         assert http.post("/api/agents", json=second).status_code == 201
         driver.get(f"{daemon.url}/#/agent/second")
         page.until(lambda: page.agent_status() == "running", "the second agent running")
-        page.until(lambda: page.log_lines() == ["waiting"], "the second agent's line")
+        page.until(lambda: sorted(page.log_lines()) == ["oops", "waiting"], "its two lines")
+        coloured = driver.find_element(By.CSS_SELECTOR, "#log .ln:not(.err) .a-31.a-b")
+        assert coloured.text == "waiting"
+        assert driver.find_element(By.CSS_SELECTOR, "#log .ln.err").text.startswith("oops")
         driver.find_element(By.ID, "btn-stop").click()
         page.until(lambda: page.agent_status() == "stopped", "the second agent stopped")
         assert http.get("/api/agents/second").json()["status"] == "stopped"

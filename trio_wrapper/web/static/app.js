@@ -926,7 +926,11 @@
     if (withRecords && detail.matches) {
       for (const g of GROUPS) for (const key of g.matches) for (const r of detail.matches[key] || []) addRecord(cur, r);
     }
-    const fact = (term, value) => (value === null || value === undefined || value === "" ? [] : [el("dt", { text: term }), el("dd", { text: String(value) })]);
+    const fact = (term, value) =>
+      value === null || value === undefined || value === ""
+        ? []
+        : [el("div", { class: ["command", "error"].includes(term) ? "fact wide" : ["lines", "run", "cwd"].includes(term) ? "fact two" : "fact" },
+            el("dt", { text: term }), el("dd", { text: String(value) }))];
     const ended = !LIVE.has(detail.status);
     $("agent-facts").replaceChildren(
       ...fact("command", detail.command.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(" ")),
