@@ -317,9 +317,17 @@ def reload_while_streaming(page: Page, http: httpx.Client, daemon: Daemon) -> No
     finally:
         writer.join(WAIT)
     assert not failures, failures
-    assert http.post(f"/api/agents/{name}/input", json={"eof": True}).status_code == 200
+    # The last line and the end of its input from the page's own input box.
+    from selenium.webdriver.common.by import By
+
+    page.until(lambda: page.js("return !document.getElementById('input-form').hidden"), "input")
+    box = page.driver.find_element(By.ID, "input-text")
+    box.send_keys("typed in the page")
+    box.submit()
+    page.until(lambda: page.log_lines()[-1:] == ["typed in the page"], "the typed line")
+    page.js("document.getElementById('btn-eof').click()")
     page.until(lambda: page.agent_status() == "completed", "the streamer completed")
-    expected = first + rest
+    expected = [*first, *rest, "typed in the page"]
     page.until(lambda: len(page.log_lines()) >= len(expected), "every streamed line")
     shown = page.log_lines()
     assert len(shown) == len(set(shown)), "a line shown twice"
