@@ -278,6 +278,18 @@ def test_dashboard_drives_agents(tmp_path: Path, driver: Any) -> None:
         # 4. Reload the page of an agent while it streams: every line once, in order.
         reload_while_streaming(page, http, daemon)
 
+        # 5. At phone width nothing is wider than the screen (the tables scroll inside
+        #    their cards), on the overview and on an agent's page.
+        driver.set_window_size(390, 844)
+        try:
+            for fragment in ("", "#/agent/first"):
+                driver.get(f"{daemon.url}/{fragment}")
+                page.until(lambda: page.row_status("first") or page.agent_status(), "the page")
+                width = page.js("return [document.documentElement.scrollWidth, innerWidth]")
+                assert width[0] <= width[1], (fragment, width)
+        finally:
+            driver.set_window_size(1280, 800)
+
         page.note_hosts()
         errors = [
             entry["message"]
