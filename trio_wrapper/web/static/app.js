@@ -56,7 +56,8 @@
 
   async function api(path, { method = "GET", params, body, text = false } = {}) {
     const headers = {};
-    if (state.token) headers.Authorization = "Bearer " + state.token;
+    const token = state.token;
+    if (token) headers.Authorization = "Bearer " + token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
@@ -79,7 +80,8 @@
       } catch (_) {
         /* not JSON */
       }
-      if (response.status === 401) askToken(state.token ? "The token was refused." : "");
+      // A request sent with a token since replaced says nothing about the new one.
+      if (response.status === 401 && token === state.token) askToken(token ? "The token was refused." : "");
       throw new ApiError(response.status, code, message);
     }
     if (text) return response.text();
@@ -325,21 +327,22 @@
     node.textContent = text;
   }
 
-  let tokenOpen = false;
   function askToken(message) {
     $("token-button").hidden = false;
-    if (tokenOpen) return;
-    tokenOpen = true;
+    const dialog = $("token-dialog");
+    if (dialog.open) {
+      // Open already (many requests get the 401): keep what is being typed.
+      if (message) $("token-error").textContent = message;
+      return;
+    }
     $("token-error").textContent = message || "";
     $("token-input").value = "";
-    const dialog = $("token-dialog");
     if (typeof dialog.showModal === "function") dialog.showModal();
     else dialog.setAttribute("open", "");
     $("token-input").focus();
   }
 
   function closeTokenDialog() {
-    tokenOpen = false;
     const dialog = $("token-dialog");
     if (dialog.open) dialog.close();
   }
@@ -1197,7 +1200,6 @@
       if (token) useToken(token);
     });
     $("token-forget").addEventListener("click", () => useToken(""));
-    $("token-dialog").addEventListener("close", () => (tokenOpen = false));
     $("token-button").addEventListener("click", () => askToken(""));
     document.querySelectorAll('input[name="mode"]').forEach((r) => r.addEventListener("change", syncStartMode));
     $("start-argv-input").addEventListener("input", argvPreview);
