@@ -25,7 +25,7 @@ from trio_wrapper.api.handlers import install_error_handlers
 from trio_wrapper.api.logredact import install_log_redaction
 from trio_wrapper.api.openapi import DocumentedModelsProvider
 from trio_wrapper.api.protocol_errors import install_json_protocol_errors
-from trio_wrapper.api.routes import agents, health, metrics, runs
+from trio_wrapper.api.routes import agents, dashboard, health, metrics, runs
 from trio_wrapper.api.sse import SSEApp, install_sse_routes
 from trio_wrapper.api.state import AppState
 from trio_wrapper.config import Config, load_config
@@ -120,6 +120,7 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     metrics.install(app, state, model)
     runs.install(app, state)
     install_sse_routes(app, hub, supervisor)
+    dashboard.install(app)
     return app
 
 

@@ -26,8 +26,11 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Routes (URL rules) served without a token even with ``auth.protect_reads``, for their
 # safe methods only: a liveness probe cannot hold a secret, and the API's description and
-# the page that shows it hold none (the same document is in the repository).
-PUBLIC: Final = frozenset({"/api/health", "/openapi.json", "/docs", "/docs/assets/<name>"})
+# the page that shows it hold none (the same document is in the repository); nor does the
+# dashboard's page and its files (its data comes from the guarded API, with the token).
+PUBLIC: Final = frozenset(
+    {"/api/health", "/openapi.json", "/docs", "/docs/assets/<name>", "/", "/ui/<name>"}
+)
 
 # The routes that also take ``?access_token=``: EventSource cannot set a header. Nowhere
 # else, so a token does not end up in the URL (history, logs, Referer) of other requests.
