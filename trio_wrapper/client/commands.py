@@ -1,0 +1,734 @@
+"""The client's subcommands: their flags (``add_commands``) and what each does and prints.
+
+Each command talks to the daemon through ``Http``; a failure is a ``ClientError`` whose one
+line ``run`` prints on stderr, with exit code 1 (2 for a bad flag, from argparse). ``run``
+itself exits with the agent's own exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from trio_wrapper.client import render
+from trio_wrapper.client.http import ClientError, DaemonUnreachable, Http, agent_path
+from trio_wrapper.client.sse import SseEvent
+from trio_wrapper.config import TOKEN_ENV, ConfigError, config_file, load_config
+from trio_wrapper.core.models import FORMATS
+
+URL_ENV = "TRIO_WRAPPER_URL"
+TERMINAL = frozenset({"completed", "failed", "stopped", "interrupted"})
+STATUSES = ("starting", "running", "stopping", *sorted(TERMINAL))
+# A stream cut before its agent ended is resumed (Last-Event-ID) this many times.
+RESUMES = 5
+RESUME_PAUSE = 1.0
+TAKES_ARGV = frozenset({"start", "run"})  # commands with a command line after "--"
+GROUP_BY = ("day", "model", "name", "profile")
+RECENT_RECORDS = 3  # of each kind, in `show`
+
+
+@dataclass
+class Context:
+    http: Http
+    out: TextIO
+    err: TextIO
+    style: render.Style
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        """A line for the user on stderr (not part of the command's output)."""
+        print(f"trio-wrapper: {text}", file=self.err, flush=True)
+
+
+Handler = Callable[[Context, argparse.Namespace], int]
+
+
+# ---- where the daemon is ------------------------------------------------------------
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_from_config(config_arg: str | None) -> tuple[str, str]:
+    """The daemon's URL and token as its configuration says (file, environment): ``server``
+    host, port and root path (a wildcard bind is reached on loopback), ``auth`` token."""
+    config = load_config(config_file(config_arg))
+    host = config.server.host
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    url = f"http://{host}:{config.server.port}{config.server.root_path}"
+    try:
+        token = config.token
+    except ConfigError:
+        token = ""  # a token file this user cannot read: try without
+    return url, token
+
+
+def connect(args: argparse.Namespace) -> Http:
+    """``--url`` > ``$TRIO_WRAPPER_URL`` > the config; ``--token-file`` >
+    ``$TRIO_WRAPPER_AUTH_TOKEN`` > the config's token."""
+    url = args.url or os.environ.get(URL_ENV, "")
+    token = ""
+    if args.token_file:
+        try:
+            lines = Path(args.token_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ClientError(f"cannot read --token-file {args.token_file!r}: {reason}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ClientError(f"--token-file {args.token_file!r}: its first line is empty")
+    token = token or os.environ.get(TOKEN_ENV, "").strip()
+    if not url:
+        try:
+            url, config_token = url_from_config(args.config)
+        except ConfigError as exc:
+            raise ClientError(f"config error: {exc} (or give --url)") from None
+        token = token or config_token
+    return Http(url, token or None)
+
+
+# ---- small helpers ------------------------------------------------------------------
+
+
+def _print_json(ctx: Context, data: Any) -> None:
+    ctx.print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _env_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ClientError(f"--env {pair!r}: expected NAME=VALUE")
+        env[key] = value
+    return env
+
+
+def start_body(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST /api/agents body of ``start`` and ``run``."""
+    body: dict[str, Any] = {"name": args.name}
+    if args.profile:
+        if args.argv:
+            raise ClientError("give either --profile or a command after '--', not both")
+        body["profile"] = args.profile
+        if args.prompt is not None:
+            body["prompt"] = args.prompt
+    elif args.argv:
+        if args.prompt is not None:
+            raise ClientError("--prompt goes with --profile")
+        body["command"] = list(args.argv)
+    else:
+        raise ClientError("give the command after '--' (start NAME -- CMD ARG…) or --profile")
+    cwd = args.cwd
+    if cwd is None and _loopback(args.http_host):
+        cwd = os.getcwd()  # the daemon is on this machine: run where the user is
+    if cwd:
+        body["cwd"] = cwd
+    if args.env:
+        body["env"] = _env_pairs(args.env)
+    if args.format:
+        body["format"] = args.format
+    if getattr(args, "stdin", False):
+        body["stdin"] = True
+    if getattr(args, "pty", False):
+        body["pty"] = True
+    if args.timeout is not None:
+        body["timeout_seconds"] = args.timeout
+    return body
+
+
+def _started(ctx: Context, agent: Mapping[str, Any], verb: str = "started") -> None:
+    ctx.print(
+        f"{verb} {agent['name']} (pid {render.dash(agent.get('pid'))}, "
+        f"run {render.dash(agent.get('run_id'))})"
+    )
+
+
+def _stopped(ctx: Context, answer: Mapping[str, Any], suffix: str = "") -> None:
+    exit_code = answer.get("exit_code")
+    how = ctx.style.status(str(answer.get("status")))
+    if exit_code is not None:
+        how += f", exit {exit_code}"
+    ctx.print(f"{answer.get('message')}: {answer.get('name')} ({how}){suffix}")
+
+
+# ---- following a stream -------------------------------------------------------------
+
+
+def follow(
+    ctx: Context,
+    name: str,
+    on_event: Callable[[SseEvent], None],
+    *,
+    history: int | str = 0,
+    from_start: bool = False,
+) -> dict[str, Any]:
+    """Read the agent's stream until its ``complete`` event; a cut stream is resumed
+    with ``Last-Event-ID``. Returns how it ended: ``status``, ``exit_code``, ``signal``."""
+    path = agent_path(name, "stream")
+    last_id: int | None = 0 if from_start else None
+    resumes = 0
+    while True:
+        query = {"history": history} if last_id is None else None
+        for event in ctx.http.stream(path, query=query, last_event_id=last_id):
+            if event.id is not None:
+                last_id = event.id
+            on_event(event)
+            if event.event == "complete":
+                detail = _detail_or_none(ctx, name)
+                signal_name = detail.get("signal") if detail else None
+                return {**event.payload, "signal": signal_name}
+        # Ended without `complete`: a 204 (it had ended), a cut connection, or a shutdown.
+        try:
+            detail = ctx.http.get(agent_path(name))
+        except DaemonUnreachable:
+            raise ClientError(f"the daemon went away before {name} ended") from None
+        if detail.get("status") in TERMINAL:
+            return {
+                "status": detail["status"],
+                "exit_code": detail.get("exit_code"),
+                "signal": detail.get("signal"),
+            }
+        resumes += 1
+        if resumes > RESUMES:
+            raise ClientError(f"the stream of {name} keeps ending before the agent does")
+        time.sleep(RESUME_PAUSE)
+
+
+def _detail_or_none(ctx: Context, name: str) -> dict[str, Any] | None:
+    try:
+        detail: dict[str, Any] = ctx.http.get(agent_path(name))
+        return detail
+    except ClientError:
+        return None
+
+
+def exit_status(end: Mapping[str, Any]) -> int:
+    """The exit code a shell would give the agent: its own, 128 + the signal that killed
+    it, else 1 (ended without one: interrupted, failed to start)."""
+    code = end.get("exit_code")
+    if isinstance(code, int):
+        return code
+    name = end.get("signal")
+    if isinstance(name, str) and name in signal.Signals.__members__:
+        return 128 + int(signal.Signals[name])
+    return 1
+
+
+# ---- the commands -------------------------------------------------------------------
+
+
+def cmd_ls(ctx: Context, args: argparse.Namespace) -> int:
+    listing = ctx.http.get("/api/agents", status=args.status)
+    if args.json:
+        _print_json(ctx, listing)
+        return 0
+    agents = listing.get("agents", [])
+    if not agents:
+        ctx.print("no agents" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    # Lines, records and errors per agent are in the metrics (one request, not one per agent).
+    counts = {a["name"]: a for a in ctx.http.get("/api/metrics").get("agents", [])}
+    rows = []
+    for agent in agents:
+        figures = counts.get(agent["name"], {})
+        rows.append(
+            [
+                agent["name"],
+                ctx.style.status(agent["status"]),
+                render.dash(agent.get("pid")),
+                render.dash(agent.get("uptime")),
+                render.ended(agent),
+                render.number(figures.get("log_lines")),
+                render.number(figures.get("extractions")),
+                render.number(figures.get("errors")),
+                render.dash(agent.get("started_at")),
+            ]
+        )
+    headers = ["NAME", "STATUS", "PID", "UPTIME", "END", "LINES", "RECORDS", "ERRORS", "STARTED"]
+    ctx.print(render.table(headers, rows, right=(2, 5, 6, 7)))
+    return 0
+
+
+def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
+    agent = ctx.http.json("POST", "/api/agents", body=start_body(args))
+    if args.json:
+        _print_json(ctx, agent)
+    else:
+        _started(ctx, agent)
+    return 0
+
+
+def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
+    answer = ctx.http.json("POST", agent_path(args.name, "stop"), query={"force": args.force})
+    _stopped(ctx, answer)
+    return 0
+
+
+def cmd_restart(ctx: Context, args: argparse.Namespace) -> int:
+    query = {"force": args.force}
+    agent = ctx.http.json("POST", agent_path(args.name, "restart"), query=query)
+    _started(ctx, agent, "restarted")
+    return 0
+
+
+def cmd_rm(ctx: Context, args: argparse.Namespace) -> int:
+    answer = ctx.http.json("DELETE", agent_path(args.name), query={"force": args.force})
+    answer = {**answer, "message": "removed"}
+    _stopped(ctx, answer, "; its files stay on disk (trio-wrapper runs NAME)")
+    return 0
+
+
+def cmd_show(ctx: Context, args: argparse.Namespace) -> int:
+    detail = ctx.http.get(agent_path(args.name), include_matches=True, limit=RECENT_RECORDS)
+    if args.json:
+        _print_json(ctx, detail)
+        return 0
+    streams = detail.get("streams") or {}
+
+    def stream_figures(which: str) -> str:
+        figures = streams.get(which) or {}
+        return f"{render.number(figures.get('lines'))} lines, {render.size(figures.get('bytes'))}"
+
+    extraction = detail.get("extraction") or {}
+    by_type = extraction.get("matches_by_type") or {}
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(by_type.items()))
+    fields = [
+        ("name", detail["name"]),
+        ("status", ctx.style.status(detail["status"]) + f" ({render.ended(detail)})"),
+        ("run", render.dash(detail.get("run_id"))),
+        ("command", render.command_line(detail.get("command"))),
+        ("profile", render.dash(detail.get("profile"))),
+        ("cwd", render.dash(detail.get("cwd"))),
+        ("format", render.dash(detail.get("format"))),
+        ("pid", render.dash(detail.get("pid"))),
+        ("started", render.dash(detail.get("started_at"))),
+        ("ended", render.dash(detail.get("completed_at"))),
+        ("duration", render.dash(detail.get("uptime"))),
+        ("stdout", stream_figures("stdout")),
+        ("stderr", stream_figures("stderr")),
+        ("stdin", "open" if detail.get("stdin_open") else "closed"),
+        ("records", f"{extraction.get('total_matches', 0)}" + (f" ({kinds})" if kinds else "")),
+    ]
+    if detail.get("stop_reason"):
+        fields.append(("stopped by", str(detail["stop_reason"])))
+    if detail.get("error"):
+        fields.append(("error", ctx.style.paint(str(detail["error"]), render.RED)))
+    logs = detail.get("logs") or {}
+    fields.append(("logs", render.dash(logs.get("stdout"))))
+    width = max(len(k) for k, _ in fields) + 1
+    for key, value in fields:
+        ctx.print(f"{key + ':':<{width}} {value}")
+    recent = [rec for group in (detail.get("matches") or {}).values() for rec in group]
+    if recent:
+        recent.sort(key=lambda rec: rec.get("line_num", 0))
+        ctx.print()
+        ctx.print(f"latest records (up to {RECENT_RECORDS} of each kind):")
+        for rec in recent:
+            line = render.one_line(render.record(rec), 160)
+            ctx.print(f"  {render.dash(rec.get('line_num')):>6}  {line}")
+    return 0
+
+
+def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
+    query = {"stream": "stderr" if args.stderr else "stdout", "tail": args.tail}
+    answer = ctx.http.request("GET", agent_path(args.name, "logs"), query=query)
+    binary = getattr(ctx.out, "buffer", None)
+    if binary is not None:
+        ctx.out.flush()
+        binary.write(answer.body)
+        binary.flush()
+    else:
+        ctx.out.write(answer.body.decode("utf-8", "replace"))
+        ctx.out.flush()
+    return 0
+
+
+def cmd_tail(ctx: Context, args: argparse.Namespace) -> int:
+    if args.follow:
+
+        def show(event: SseEvent) -> None:
+            line = render.stream_event(event, ctx.style)
+            if line is not None:
+                ctx.print(line)
+
+        follow(ctx, args.name, show, history=args.lines)
+        return 0
+    # The last lines of each log (the two logs' order between each other is not kept).
+    for stream in ("stdout", "stderr"):
+        query = {"stream": stream, "tail": args.lines}
+        try:
+            text = ctx.http.request("GET", agent_path(args.name, "logs"), query=query).body
+        except ClientError as exc:
+            if getattr(exc, "code", "") == "log_not_found":
+                continue
+            raise
+        for line in text.decode("utf-8", "replace").splitlines():
+            mark = ctx.style.paint(render.STDERR_MARK, render.RED) if stream == "stderr" else ""
+            ctx.print(mark + line)
+    return 0
+
+
+def cmd_input(ctx: Context, args: argparse.Namespace) -> int:
+    if args.text is None and not args.eof:
+        raise ClientError("give the TEXT to send, or --eof to close its stdin")
+    data = "" if args.text is None else args.text + ("" if args.no_newline else "\n")
+    answer = ctx.http.json(
+        "POST", agent_path(args.name, "input"), body={"data": data, "eof": args.eof}
+    )
+    said = f"wrote {answer.get('written', 0)} bytes to {args.name}"
+    ctx.print(said + ("; stdin closed" if answer.get("eof") else ""))
+    return 0
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    """Start, pass its output through (stdout to stdout, stderr to stderr), exit with its
+    code. Ctrl-C stops the agent."""
+    agent = ctx.http.json("POST", "/api/agents", body=start_body(args))
+    name = agent["name"]
+    if args.verbose:
+        ctx.note(f"started {name} (pid {agent.get('pid')}, run {agent.get('run_id')})")
+    err_style = render.Style(ctx.style.colour and ctx.err.isatty())
+
+    def show(event: SseEvent) -> None:
+        data = event.payload
+        if event.event == "log":
+            target = ctx.err if data.get("stream") == "stderr" else ctx.out
+            print(str(data.get("line", "")), file=target, flush=True)
+        elif args.verbose or event.event == "gap":
+            line = render.stream_event(event, err_style)
+            if line is not None:
+                print(line, file=ctx.err, flush=True)
+
+    try:
+        end = follow(ctx, name, show, from_start=True)
+    except KeyboardInterrupt:
+        answer = ctx.http.json("POST", agent_path(name, "stop"))
+        ctx.note(f"interrupted: {name} {answer.get('status')}")
+        return 130
+    code = exit_status(end)
+    if args.verbose:
+        ctx.note(f"{name} {end.get('status')}, exit code {code}")
+    return code
+
+
+def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
+    answer = ctx.http.get(agent_path(args.name, "runs"))
+    if args.json:
+        _print_json(ctx, answer)
+        return 0
+    rows = []
+    for run in answer.get("runs", []):
+        usage = run.get("usage") or {}
+        tokens = sum((usage.get("tokens") or {}).values()) if usage else None
+        lines = sum(s.get("lines", 0) for s in (run.get("streams") or {}).values())
+        rows.append(
+            [
+                run["stamp"] + (" *" if run.get("listed") else ""),
+                ctx.style.status(run["status"]),
+                render.dash(run.get("started_at")),
+                render.seconds(run.get("duration_seconds")),
+                render.ended(run),
+                render.number(lines),
+                render.number(tokens),
+                render.cost(usage.get("cost_usd") if usage else None),
+            ]
+        )
+    headers = ["RUN", "STATUS", "STARTED", "DURATION", "END", "LINES", "TOKENS", "COST"]
+    ctx.print(render.table(headers, rows, right=(3, 5, 6, 7)))
+    ctx.print(f"{answer.get('count', len(rows))} run(s); * = the run 'show {args.name}' shows")
+    return 0
+
+
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning", "other")
+
+
+def cmd_usage(ctx: Context, args: argparse.Namespace) -> int:
+    answer = ctx.http.get("/api/usage", group_by=args.by, since=args.since, until=args.until)
+    if args.json:
+        _print_json(ctx, answer)
+        return 0
+
+    def row(key: str, group: Mapping[str, Any]) -> list[str]:
+        tokens = group.get("tokens") or {}
+        return [
+            key,
+            render.number(group.get("runs")),
+            *(render.number(tokens.get(kind, 0)) for kind in TOKEN_KINDS),
+            render.cost(group.get("cost_usd")),
+        ]
+
+    rows = [row(render.dash(g.get("key")), g) for g in answer.get("groups", [])]
+    rows.append(row("TOTAL", answer.get("total") or {}))
+    headers = [args.by.upper(), "RUNS", *(k.upper() for k in TOKEN_KINDS), "COST"]
+    ctx.print(render.table(headers, rows, right=range(1, len(headers))))
+    return 0
+
+
+def cmd_metrics(ctx: Context, args: argparse.Namespace) -> int:
+    if args.prometheus:
+        ctx.out.write(ctx.http.request("GET", "/metrics").body.decode("utf-8", "replace"))
+        ctx.out.flush()
+        return 0
+    metrics = ctx.http.get("/api/metrics")
+    if args.json:
+        _print_json(ctx, metrics)
+        return 0
+    system = metrics.get("system") or {}
+    sse = metrics.get("sse") or {}
+    by_status: dict[str, int] = {}
+    for agent in metrics.get("agents", []):
+        by_status[agent["status"]] = by_status.get(agent["status"], 0) + 1
+    statuses = ", ".join(f"{ctx.style.status(s)} {n}" for s, n in sorted(by_status.items()))
+    kinds = ", ".join(
+        f"{k} {n}" for k, n in sorted((system.get("extractions_by_type") or {}).items())
+    )
+    fields = [
+        ("version", render.dash(metrics.get("version"))),
+        ("uptime", render.seconds(system.get("uptime_seconds"))),
+        ("agents", f"{system.get('total_agents', 0)}" + (f" ({statuses})" if statuses else "")),
+        ("events", f"{render.number(system.get('total_events'))}"),
+        ("events/s", f"{render.number(system.get('events_per_second'))} (last minute)"),
+        ("log lines", render.number(system.get("total_logs"))),
+        (
+            "records",
+            render.number(system.get("total_extractions")) + (f" ({kinds})" if kinds else ""),
+        ),
+        ("sse clients", render.number(sse.get("total_clients"))),
+    ]
+    width = max(len(k) for k, _ in fields) + 1
+    for key, value in fields:
+        ctx.print(f"{key + ':':<{width}} {value}")
+    return 0
+
+
+# ---- flags --------------------------------------------------------------------------
+
+CLIENT_EPILOG = """\
+The daemon is found at --url, else $TRIO_WRAPPER_URL, else from the config file
+(server.host, server.port, server.root_path). The token, when the daemon needs one,
+comes from --token-file, else $TRIO_WRAPPER_AUTH_TOKEN, else the config's auth.token
+or auth.token_file.
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--url",
+        help="the daemon's base URL, with its path prefix if any "
+        "(default: $TRIO_WRAPPER_URL, else from the config)",
+    )
+    group.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE")
+    group.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the config file that says where the daemon listens "
+        "(default: $TRIO_WRAPPER_CONFIG, else conf/trio_wrapper.toml if present)",
+    )
+
+
+def _start_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the agent's name (letters, digits, '.', '_', '-')")
+    parser.add_argument(
+        "argv",
+        nargs="*",
+        metavar="CMD",
+        help="after '--': the command line, run without a shell",
+    )
+    parser.add_argument("--profile", help="a profile of the daemon's config (codex, claude…)")
+    parser.add_argument("--prompt", help="the prompt that fills the profile's {prompt}")
+    parser.add_argument(
+        "--cwd",
+        help="working directory (default: this one when the daemon is on this machine)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="an extra variable"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, help="how its output is read for records (default: auto)"
+    )
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop it after this long")
+
+
+def _force(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--force", action="store_true", help=f"{what}: SIGKILL right after SIGTERM, no grace"
+    )
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+
+
+def add_commands(
+    sub: argparse._SubParsersAction[Any],
+    formatter: type[argparse.HelpFormatter],
+) -> None:
+    """The client's subcommands, beside ``serve``."""
+
+    def command(name: str, handler: Handler, summary: str, description: str = "") -> Any:
+        parser = sub.add_parser(
+            name,
+            help=summary,
+            description=description or summary[0].upper() + summary[1:] + ".",
+            epilog=CLIENT_EPILOG,
+            formatter_class=formatter,
+        )
+        parser.set_defaults(handler=handler)
+        return parser
+
+    p = command("ls", cmd_ls, "list the agents: status, uptime, lines, records, errors")
+    p.add_argument("--status", choices=STATUSES, help="only agents with this status")
+    _json(p)
+    _common(p)
+
+    p = command(
+        "start",
+        cmd_start,
+        "start an agent",
+        "Start an agent from a command line or from a profile of the daemon's config:\n"
+        "  trio-wrapper start demo -- sh -c 'echo hello'\n"
+        "  trio-wrapper start fib --profile codex --prompt 'write fibonacci in python'",
+    )
+    _start_flags(p)
+    p.add_argument("--stdin", action="store_true", help="keep its stdin open for 'input'")
+    p.add_argument("--pty", action="store_true", help="give it a terminal")
+    _json(p)
+    _common(p)
+
+    p = command("stop", cmd_stop, "stop an agent (it stays listed; 'restart' runs it again)")
+    p.add_argument("name")
+    _force(p, "stop at once")
+    _common(p)
+
+    p = command("restart", cmd_restart, "start a new run of an agent's command, same name")
+    p.add_argument("name")
+    _force(p, "stop the current run at once")
+    _common(p)
+
+    p = command("rm", cmd_rm, "stop an agent and unlist it (its files stay on disk)")
+    p.add_argument("name")
+    _force(p, "stop at once")
+    _common(p)
+
+    p = command("show", cmd_show, "an agent's status, figures and latest records")
+    p.add_argument("name")
+    _json(p)
+    _common(p)
+
+    p = command("logs", cmd_logs, "print an agent's raw log (stdout, or --stderr)")
+    p.add_argument("name")
+    p.add_argument("--stderr", action="store_true", help="the stderr log instead of stdout")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    _common(p)
+
+    p = command(
+        "tail",
+        cmd_tail,
+        "an agent's last lines; with -f, its live output and records until it ends",
+        "Print an agent's last lines (stdout, then stderr).\n"
+        "With -f, replay its last N events, then follow it live until it ends: stdout lines\n"
+        "as they are, stderr lines marked 'stderr| ', records '» ', status changes '-- '\n"
+        "(coloured on a terminal; NO_COLOR turns colour off).",
+    )
+    p.add_argument("name")
+    p.add_argument("-f", "--follow", action="store_true", help="follow it live until it ends")
+    p.add_argument(
+        "-n", "--lines", type=int, default=10, metavar="N", help="lines (events with -f), 10"
+    )
+    _common(p)
+
+    p = command(
+        "input",
+        cmd_input,
+        "write a line to an agent's stdin (started with --stdin), or close it",
+        "Write TEXT and a newline to the agent's stdin; --eof closes it afterwards\n"
+        "(Ctrl-D for a --pty agent). The agent must have been started with --stdin.",
+    )
+    p.add_argument("name")
+    p.add_argument("text", nargs="?", metavar="TEXT")
+    p.add_argument("--eof", action="store_true", help="close its stdin (after TEXT, if given)")
+    p.add_argument("--no-newline", action="store_true", help="do not add a newline to TEXT")
+    _common(p)
+
+    p = command(
+        "run",
+        cmd_run,
+        "start an agent, show its output until it ends, exit with its exit code",
+        "Start an agent and stay with it: its stdout goes to stdout, its stderr to stderr,\n"
+        "and trio-wrapper exits with the agent's exit code (128+N when signal N killed it).\n"
+        "Ctrl-C stops the agent. Its logs and records stay in the daemon.\n"
+        "  trio-wrapper run build -- make test",
+    )
+    _start_flags(p)
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also show records and status on stderr"
+    )
+    _common(p)
+
+    p = command("runs", cmd_runs, "every run of a name, newest first, with tokens and cost")
+    p.add_argument("name")
+    _json(p)
+    _common(p)
+
+    p = command("usage", cmd_usage, "tokens and cost of the runs, totalled by day, model or name")
+    p.add_argument("--by", choices=GROUP_BY, default="day", help="how to total (default: day)")
+    p.add_argument(
+        "--since", metavar="TIME", help="runs started at or after (2026-12-01, RFC 3339)"
+    )
+    p.add_argument("--until", metavar="TIME", help="runs started before")
+    _json(p)
+    _common(p)
+
+    p = command("metrics", cmd_metrics, "the daemon's figures: agents, events, records, clients")
+    p.add_argument("--prometheus", action="store_true", help="print /metrics as it is")
+    _json(p)
+    _common(p)
+
+
+def colour_wanted(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed client command; a failure is one line on stderr and exit code 1."""
+    handler: Handler = args.handler
+    out, err = sys.stdout, sys.stderr
+    try:
+        http = connect(args)
+        args.http_host = http.endpoint.host
+        ctx = Context(http, out, err, render.Style(colour_wanted(out)))
+        return handler(ctx, args)
+    except ClientError as exc:
+        print(f"trio-wrapper: error: {exc}", file=err, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's final flush quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        return 0
