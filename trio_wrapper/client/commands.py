@@ -568,7 +568,10 @@ def _start_flags(parser: argparse.ArgumentParser) -> None:
         "--env", action="append", default=[], metavar="NAME=VALUE", help="an extra variable"
     )
     parser.add_argument(
-        "--format", choices=FORMATS, help="how its output is read for records (default: auto)"
+        "--format",
+        choices=FORMATS,
+        metavar="FORMAT",
+        help=f"how its output is read for records: {', '.join(FORMATS)} (default: auto)",
     )
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop it after this long")
 
@@ -601,7 +604,12 @@ def add_commands(
         return parser
 
     p = command("ls", cmd_ls, "list the agents: status, uptime, lines, records, errors")
-    p.add_argument("--status", choices=STATUSES, help="only agents with this status")
+    p.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only agents with this status: {', '.join(STATUSES)}",
+    )
     _json(p)
     _common(p)
 
@@ -695,7 +703,13 @@ def add_commands(
     _common(p)
 
     p = command("usage", cmd_usage, "tokens and cost of the runs, totalled by day, model or name")
-    p.add_argument("--by", choices=GROUP_BY, default="day", help="how to total (default: day)")
+    p.add_argument(
+        "--by",
+        choices=GROUP_BY,
+        default="day",
+        metavar="KEY",
+        help=f"how to total: {', '.join(GROUP_BY)} (default: day)",
+    )
     p.add_argument(
         "--since", metavar="TIME", help="runs started at or after (2026-12-01, RFC 3339)"
     )
