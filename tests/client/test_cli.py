@@ -213,6 +213,36 @@ def test_run_killed_by_a_signal_exits_128_plus_it(env: Env) -> None:
     assert result.code == 128 + signal.SIGTERM, result
 
 
+def test_ctrl_c_during_run_stops_the_agent(env: Env) -> None:
+    running = env.popen("run", "ctrl-c", "--", "sleep", "300")
+    try:
+        # Once its stream has a client, `run` is following it: the interrupt lands there.
+        poll(
+            lambda: env.http.get("/api/sse/stats").json()["agents"].get("ctrl-c"),
+            WAIT,
+            "run never subscribed to its agent's stream",
+        )
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=CLI_TIMEOUT)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.communicate()
+    assert running.returncode == 130, err
+    assert (out, err) == ("", "trio-wrapper: interrupted: ctrl-c stopped\n")
+    assert env.agent("ctrl-c")["status"] == "stopped"
+
+
+def test_a_running_name_is_not_replaced(env: Env) -> None:
+    assert env.cli("start", "busy", "--", "sleep", "300").code == 0
+    line = one_line_error(env.cli("start", "busy", "--replace", "--", "true"))
+    assert line == (
+        "trio-wrapper: error: an agent named 'busy' already exists and is running: "
+        "'trio-wrapper stop busy' stops it (then --replace), or pick another name"
+    )
+    assert env.cli("rm", "busy", "--force").code == 0
+
+
 def test_start_then_ls_show_logs_and_tail(env: Env) -> None:
     script = "echo hello; echo oops >&2; printf '```sh\\nls\\n```\\n'; echo Error: disk full"
     started = env.cli("start", "demo", "--format", "text", "--", "sh", "-c", script)
@@ -326,7 +356,9 @@ def test_stop_restart_runs_and_rm(env: Env) -> None:
 
     removed = env.cli("rm", "sleeper", "--force")
     assert removed.code == 0, removed
-    assert removed.out.startswith("removed: sleeper (stopped)")
+    assert removed.out == (
+        "removed: sleeper (stopped); its files stay on disk ('trio-wrapper runs sleeper')\n"
+    )
     assert "sleeper" not in [a["name"] for a in json.loads(env.cli("ls", "--json").out)["agents"]]
     gone = one_line_error(env.cli("show", "sleeper"))
     assert gone == ("trio-wrapper: error: no agent named 'sleeper' (agent_not_found, HTTP 404)")
@@ -346,7 +378,14 @@ def test_start_from_a_profile_with_a_prompt(env: Env) -> None:
 def test_4xx_answers_are_one_line(env: Env) -> None:
     assert env.cli("run", "dup", "--", "true").code == 0
     taken = one_line_error(env.cli("start", "dup", "--", "true"))
-    assert "agent_exists" in taken and "HTTP 409" in taken
+    assert taken == (
+        "trio-wrapper: error: an agent named 'dup' already exists (completed): --replace "
+        "starts the new one in its place, 'trio-wrapper restart dup' runs its command again "
+        "(its runs stay on disk either way)"
+    )
+    replaced = env.cli("run", "dup", "--replace", "--", "sh", "-c", "exit 4")
+    assert replaced.code == 4, replaced
+    assert env.agent("dup")["exit_code"] == 4
     bad = one_line_error(env.cli("start", "bad/name", "--", "true"))
     assert "invalid_name" in bad and "HTTP 400" in bad
     missing = one_line_error(env.cli("start", "nox", "--", "/nonexistent/program"))

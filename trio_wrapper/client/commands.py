@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from trio_wrapper.client import render
-from trio_wrapper.client.http import ClientError, DaemonUnreachable, Http, agent_path
+from trio_wrapper.client.http import ApiError, ClientError, DaemonUnreachable, Http, agent_path
 from trio_wrapper.client.sse import SseEvent
 from trio_wrapper.config import TOKEN_ENV, ConfigError, config_file, load_config
 from trio_wrapper.core.models import FORMATS
@@ -159,6 +159,35 @@ def start_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
+def start_agent(ctx: Context, args: argparse.Namespace) -> dict[str, Any]:
+    """POST /api/agents. A name still taken by an ended agent is freed first with
+    ``--replace``; otherwise the refusal says how to free it, in this tool's words."""
+    body = start_body(args)
+    try:
+        agent: dict[str, Any] = ctx.http.json("POST", "/api/agents", body=body)
+        return agent
+    except ApiError as exc:
+        if exc.code != "agent_exists":
+            raise
+    name = args.name
+    detail = _detail_or_none(ctx, name)
+    status = detail.get("status") if detail else None
+    if args.replace and status in TERMINAL:
+        ctx.http.json("DELETE", agent_path(name))  # its files stay, listed in `runs`
+        agent = ctx.http.json("POST", "/api/agents", body=body)
+        return agent
+    if status in TERMINAL:
+        raise ClientError(
+            f"an agent named {name!r} already exists ({status}): --replace starts the new "
+            f"one in its place, 'trio-wrapper restart {name}' runs its command again "
+            "(its runs stay on disk either way)"
+        ) from None
+    raise ClientError(
+        f"an agent named {name!r} already exists and is {status or 'being started'}: "
+        f"'trio-wrapper stop {name}' stops it (then --replace), or pick another name"
+    ) from None
+
+
 def _started(ctx: Context, agent: Mapping[str, Any], verb: str = "started") -> None:
     ctx.print(
         f"{verb} {agent['name']} (pid {render.dash(agent.get('pid'))}, "
@@ -273,7 +302,7 @@ def cmd_ls(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
-    agent = ctx.http.json("POST", "/api/agents", body=start_body(args))
+    agent = start_agent(ctx, args)
     if args.json:
         _print_json(ctx, agent)
     else:
@@ -297,7 +326,7 @@ def cmd_restart(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_rm(ctx: Context, args: argparse.Namespace) -> int:
     answer = ctx.http.json("DELETE", agent_path(args.name), query={"force": args.force})
     answer = {**answer, "message": "removed"}
-    _stopped(ctx, answer, "; its files stay on disk (trio-wrapper runs NAME)")
+    _stopped(ctx, answer, f"; its files stay on disk ('trio-wrapper runs {args.name}')")
     return 0
 
 
@@ -406,7 +435,7 @@ def cmd_input(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     """Start, pass its output through (stdout to stdout, stderr to stderr), exit with its
     code. Ctrl-C stops the agent."""
-    agent = ctx.http.json("POST", "/api/agents", body=start_body(args))
+    agent = start_agent(ctx, args)
     name = agent["name"]
     if args.verbose:
         ctx.note(f"started {name} (pid {agent.get('pid')}, run {agent.get('run_id')})")
@@ -574,6 +603,11 @@ def _start_flags(parser: argparse.ArgumentParser) -> None:
         help=f"how its output is read for records: {', '.join(FORMATS)} (default: auto)",
     )
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="stop it after this long")
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="if an ended agent has the name, unlist it first (its files stay on disk)",
+    )
 
 
 def _force(parser: argparse.ArgumentParser, what: str) -> None:
