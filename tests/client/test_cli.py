@@ -395,10 +395,13 @@ def test_4xx_answers_are_one_line(env: Env) -> None:
 def test_the_token(env: Env, tmp_path: Path) -> None:
     without = one_line_error(env.cli("start", "t1", "--", "true", token=False))
     assert "unauthorized" in without and "HTTP 401" in without
+    assert without.endswith("; give the token with --token-file or $TRIO_WRAPPER_AUTH_TOKEN")
     token_file = tmp_path / "token"
     token_file.write_text(f"{TOKEN}\n")
     with_file = env.cli("start", "t1", "--token-file", str(token_file), "--", "true", token=False)
     assert with_file.code == 0, with_file
+    prefixed = one_line_error(env.cli("ls", "--url", env.daemon.url + "/elsewhere"))
+    assert "(not_found, HTTP 404); is --url right?" in prefixed
     missing = one_line_error(env.cli("ls", "--token-file", str(tmp_path / "none")))
     assert "cannot read --token-file" in missing
 

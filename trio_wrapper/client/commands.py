@@ -771,7 +771,12 @@ def run(args: argparse.Namespace) -> int:
         ctx = Context(http, out, err, render.Style(colour_wanted(out)))
         return handler(ctx, args)
     except ClientError as exc:
-        print(f"trio-wrapper: error: {exc}", file=err, flush=True)
+        hint = ""
+        if isinstance(exc, ApiError) and exc.code == "unauthorized":
+            hint = f"; give the token with --token-file or ${TOKEN_ENV}"
+        elif isinstance(exc, ApiError) and exc.code == "not_found":
+            hint = "; is --url right? Its path must be the daemon's server.root_path"
+        print(f"trio-wrapper: error: {exc}{hint}", file=err, flush=True)
         return 1
     except KeyboardInterrupt:
         return 130
