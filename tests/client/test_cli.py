@@ -52,12 +52,18 @@ class Env:
     http: httpx.Client
     workdir: Path
 
-    def cli(self, *args: str, env: Mapping[str, str] | None = None, token: bool = True) -> Result:
+    def cli(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        token: bool = True,
+        stdin: str | None = None,
+    ) -> Result:
         """``trio-wrapper ARGS`` with the daemon's URL (and token) in the environment."""
         base = {"TRIO_WRAPPER_URL": self.daemon.url, "NO_COLOR": "1"}
         if token:
             base["TRIO_WRAPPER_AUTH_TOKEN"] = TOKEN
-        return run_cli(args, {**base, **(env or {})}, self.workdir)
+        return run_cli(args, {**base, **(env or {})}, self.workdir, stdin)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         env = clean_environ({"TRIO_WRAPPER_URL": self.daemon.url, "TRIO_WRAPPER_AUTH_TOKEN": TOKEN})
@@ -84,11 +90,14 @@ class Env:
         )
 
 
-def run_cli(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> Result:
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str], cwd: Path, stdin: str | None = None
+) -> Result:
     done = subprocess.run(
         [*daemon_command(), *args],
         env=clean_environ(env),
         cwd=cwd,
+        input="" if stdin is None else stdin,
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT,
@@ -196,6 +205,14 @@ def test_run_passes_the_exit_code_and_the_two_streams_through(env: Env) -> None:
     assert env.agent("r3")["exit_code"] == 3
     ok = env.cli("run", "r0", "--", "true")
     assert (ok.code, ok.out, ok.err) == (0, "", "")
+
+
+def test_run_stdin_passes_this_stdin_to_the_agent(env: Env) -> None:
+    result = env.cli("run", "rin", "--stdin", "--", "cat", stdin="one\ntwo ünï\n")
+    assert (result.code, result.out, result.err) == (0, "one\ntwo ünï\n", ""), result
+    # Without --stdin the agent reads /dev/null.
+    result = env.cli("run", "rno", "--", "cat", stdin="ignored\n")
+    assert (result.code, result.out) == (0, ""), result
 
 
 def test_run_verbose_shows_records_and_status(env: Env) -> None:

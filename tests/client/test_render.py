@@ -94,6 +94,8 @@ def test_figures() -> None:
     assert render.size(512) == "512 B" and render.size(1536) == "1.5 KiB"
     assert render.cost(0.2472) == "$0.2472" and render.cost(None) == "-"
     assert render.number(15018) == "15,018"
+    assert render.when("2026-12-06T08:26:09.443+00:00") == "2026-12-06 08:26:09"
+    assert render.when(None) == "-"
 
 
 def test_exit_status_like_a_shell() -> None:

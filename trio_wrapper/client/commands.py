@@ -8,11 +8,13 @@ itself exits with the agent's own exit code.
 from __future__ import annotations
 
 import argparse
+import codecs
 import ipaddress
 import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -293,7 +295,7 @@ def cmd_ls(ctx: Context, args: argparse.Namespace) -> int:
                 render.number(figures.get("log_lines")),
                 render.number(figures.get("extractions")),
                 render.number(figures.get("errors")),
-                render.dash(agent.get("started_at")),
+                render.when(agent.get("started_at")),
             ]
         )
     headers = ["NAME", "STATUS", "PID", "UPTIME", "END", "LINES", "RECORDS", "ERRORS", "STARTED"]
@@ -451,6 +453,8 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
             if line is not None:
                 print(line, file=ctx.err, flush=True)
 
+    if args.stdin:
+        threading.Thread(target=forward_stdin, args=(ctx.http, name), daemon=True).start()
     try:
         end = follow(ctx, name, show, from_start=True)
     except KeyboardInterrupt:
@@ -461,6 +465,25 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
     if args.verbose:
         ctx.note(f"{name} {end.get('status')}, exit code {code}")
     return code
+
+
+def forward_stdin(http: Http, name: str, chunk_bytes: int = 64 * 1024) -> None:
+    """``run --stdin``: what this process reads on its stdin goes to the agent's, as it
+    comes; its end closes the agent's stdin. Once the agent no longer takes input (it
+    ended, or closed its stdin), the rest is dropped: the agent's end decides the exit."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    fd = sys.stdin.fileno()
+    path = agent_path(name, "input")
+    try:
+        while True:
+            chunk = os.read(fd, chunk_bytes)
+            data = decoder.decode(chunk, final=not chunk)
+            if data or not chunk:
+                http.json("POST", path, body={"data": data, "eof": not chunk})
+            if not chunk:
+                return
+    except (OSError, ClientError):
+        return
 
 
 def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
@@ -477,7 +500,7 @@ def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
             [
                 run["stamp"] + (" *" if run.get("listed") else ""),
                 ctx.style.status(run["status"]),
-                render.dash(run.get("started_at")),
+                render.when(run.get("started_at")),
                 render.seconds(run.get("duration_seconds")),
                 render.ended(run),
                 render.number(lines),
@@ -726,6 +749,9 @@ def add_commands(
         "  trio-wrapper run build -- make test",
     )
     _start_flags(p)
+    p.add_argument(
+        "--stdin", action="store_true", help="pass this terminal's stdin on to the agent"
+    )
     p.add_argument(
         "-v", "--verbose", action="store_true", help="also show records and status on stderr"
     )

@@ -117,6 +117,14 @@ def seconds(value: object) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+def when(timestamp: object) -> str:
+    """An RFC 3339 time of the daemon as ``2026-12-06 08:26:09`` (its own local time,
+    without milliseconds and offset): short enough for a table."""
+    if not isinstance(timestamp, str) or len(timestamp) < 19:
+        return dash(timestamp)
+    return timestamp[:10] + " " + timestamp[11:19]
+
+
 def command_line(argv: object) -> str:
     if isinstance(argv, list):
         return shlex.join(str(a) for a in argv)
