@@ -17,6 +17,7 @@ import trio
 
 from trio_wrapper import __version__
 from trio_wrapper.client import commands as client
+from trio_wrapper.client import flags as client_flags
 from trio_wrapper.config import ConfigError, config_file, load_config
 from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure, log_format
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the daemon's log on stderr: text with key=value pairs, or one JSON object "
         "a line (default: logging.format, text)",
     )
-    client.add_commands(sub, Formatter)
+    client_flags.add_commands(sub, Formatter)
     return parser
 
 
@@ -93,7 +94,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         split = args.index("--")
         head, tail = args[:split], args[split + 1 :]
         parsed = parser.parse_args(head)
-        if parsed.subcommand in client.TAKES_ARGV:
+        if parsed.subcommand in client_flags.TAKES_ARGV:
             if parsed.argv:
                 parser.error(f"the command goes after '--', not before: {parsed.argv[0]!r}")
             parsed.argv = tail

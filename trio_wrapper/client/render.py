@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_wrapper.client.sse import SseEvent
+from trio_wrapper.core.status import Status
 
 RESET = "\x1b[0m"
 STATUS_COLOURS: Mapping[str, str] = {
@@ -28,7 +29,7 @@ STDERR_MARK = "stderr| "
 RECORD_MARK = "» "
 STATE_MARK = "-- "
 
-TERMINAL_STATES = frozenset({"completed", "failed", "stopped", "interrupted"})
+TERMINAL_STATES = frozenset(status.value for status in Status if status.is_terminal)
 SHORT = 100  # characters of a record's text shown on one line
 
 
