@@ -166,6 +166,8 @@ class Daemon:
     otherwise, its logs (``logs/``); it is also its working directory unless ``cwd`` says
     otherwise (a directory without ``conf/`` means no config file: defaults, plus ``env``).
     The environment is this process's without any ``TRIO_WRAPPER_*``, plus ``env``.
+    ``root_path`` mounts the app under that prefix (``server.root_path``); ``url`` then
+    includes it, as a client behind a proxy sees it.
     """
 
     def __init__(
@@ -176,12 +178,16 @@ class Daemon:
         logs_dir: Path | None = None,
         config: Path | None = None,
         cwd: Path | None = None,
+        root_path: str = "",
     ) -> None:
         self.workdir = workdir
+        self.root_path = root_path
         self.logs_dir = logs_dir if logs_dir is not None else workdir / "logs"
         self.stderr_path = workdir / "daemon.stderr"
         self.cwd = cwd if cwd is not None else workdir
         self.env = clean_environ(env)
+        if root_path:
+            self.env["TRIO_WRAPPER_SERVER_ROOT_PATH"] = root_path
         self.args = [*daemon_command(), "serve", "--host", "127.0.0.1", "--port", "0"]
         self.args += ["--logs-dir", str(self.logs_dir)]
         if config is not None:
@@ -212,7 +218,7 @@ class Daemon:
         self.child = Child(self.args, self.stderr_path, cwd=self.cwd, env=self.env, stdout=False)
         try:
             match = self.child.wait_for_output(LISTENING, timeout, "its listening line")
-            self.url, self.port = match.group(1), int(match.group(2))
+            self.url, self.port = match.group(1) + self.root_path, int(match.group(2))
             self._wait_healthy(timeout)
         except BaseException:
             self.child.stop()

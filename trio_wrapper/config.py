@@ -29,6 +29,21 @@ MIN_HEADER_BYTES = 1024
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
+DEFAULT_CONFIG_FILE = Path("conf/trio_wrapper.toml")
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+
+
+def config_file(arg: str | None) -> str | None:
+    """The config file to read: ``arg`` (``--config``), else ``$TRIO_WRAPPER_CONFIG``, else
+    ``conf/trio_wrapper.toml`` if it exists here, else None (the defaults)."""
+    if arg:
+        return arg
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return env
+    return str(DEFAULT_CONFIG_FILE) if DEFAULT_CONFIG_FILE.is_file() else None
+
+
 class ConfigError(Exception):
     """A bad configuration: the message names the key."""
 

@@ -1,19 +1,17 @@
-"""SSE as real clients see it: headless Chromium's EventSource, and a stream through nginx.
+"""SSE as real clients see it: headless Chromium's EventSource (the stream through nginx
+is in test_nginx.py).
 
-Both tests start the real daemon as a subprocess on an ephemeral loopback port and skip
-(with the reason printed) when the browser or nginx is not installed. Everything they start
+The test starts the real daemon as a subprocess on an ephemeral loopback port and skips
+(with the reason printed) when the browser is not installed. Everything it starts
 is stopped in ``finally`` blocks, every wait is bounded.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,23 +20,19 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
-from tests.daemon import Child, Daemon, poll, running_daemon
+from tests.daemon import Child, Daemon, running_daemon
 from tests.helpers import REPO, TRANSCRIPTS
 
 pytestmark = pytest.mark.e2e
 
-NGINX_CONF = REPO / "conf" / "nginx-trio_wrapper.conf"
 TRANSCRIPT = TRANSCRIPTS / "codex" / "exec_json_docs_sample.jsonl"
 START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0  # for the browser and nginx; the daemon gets 20 s
+STOP_TIMEOUT = 10.0  # for the browser; the daemon gets 20 s
 BROWSER_TIMEOUT = 30.0
 # EventSource waits ~3 s (Chromium's default retry) before reconnecting after the stream
 # ends; the reconnect must get 204 and close the source for good.
 CLOSE_TIMEOUT = 15.0
-# Through nginx an event must arrive at once, not when some proxy buffer fills.
-MAX_PROXY_DELAY = 0.5
 
 
 def need(program: str) -> str:
@@ -269,115 +263,3 @@ def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
     # The reconnect after the end got 204 and EventSource stopped for good.
     assert closed["readyState"] == 2
     assert len(closed["seen"]["connected"]) == 1, "the reconnect must not open a new stream"
-
-
-# ---- nginx ------------------------------------------------------------------------------
-
-NGINX_MAIN = """
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-{user}
-events {{ worker_connections 256; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    include {site};
-}}
-"""
-
-
-def render_site(daemon_port: int, listen_port: int) -> str:
-    """conf/nginx-trio_wrapper.conf with the daemon's and nginx's loopback ports."""
-    text = NGINX_CONF.read_text()
-    for directive in ("proxy_http_version 1.1;", 'proxy_set_header Connection "";'):
-        assert directive in text, f"{NGINX_CONF} lacks {directive}"
-    assert re.search(r"^\s*proxy_buffering off;", text, re.M), "SSE needs proxy_buffering off"
-    text, upstreams = re.subn(
-        r"^(\s*server )127\.0\.0\.1:\d+;", rf"\g<1>127.0.0.1:{daemon_port};", text, flags=re.M
-    )
-    text, listens = re.subn(
-        r"^(\s*listen )127\.0\.0\.1:\d+;", rf"\g<1>127.0.0.1:{listen_port};", text, flags=re.M
-    )
-    assert (upstreams, listens) == (1, 1), "expected one upstream server and one listen line"
-    return text
-
-
-@contextmanager
-def running_nginx(nginx: str, tmp: Path, daemon_port: int) -> Iterator[str]:
-    port = free_port()
-    site = tmp / "trio_wrapper.conf"
-    site.write_text(render_site(daemon_port, port))
-    # As root, nginx's workers would switch to "nobody", who cannot enter pytest's 0700
-    # temp dirs (request bodies are buffered there).
-    user = "user root;" if os.geteuid() == 0 else ""
-    main = tmp / "nginx.conf"
-    main.write_text(NGINX_MAIN.format(tmp=tmp, site=site, user=user))
-    args = [nginx, "-p", str(tmp), "-c", str(main), "-e", str(tmp / "error.log")]
-    proc = Child(args, tmp / "nginx.out")
-
-    def errors() -> str:
-        return (tmp / "error.log").read_text(errors="replace")
-
-    def listening() -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            if proc.process.poll() is not None:
-                raise AssertionError(f"nginx did not start:\n{errors()}") from None
-            return False
-        return True
-
-    try:
-        poll(listening, START_TIMEOUT, lambda: f"nginx did not start:\n{errors()}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop(STOP_TIMEOUT)
-
-
-def test_events_cross_nginx_without_buffering(tmp_path: Path) -> None:
-    nginx = need("nginx")
-    name = "through-nginx"
-    nginx_dir = tmp_path / "nginx"
-    nginx_dir.mkdir()
-    with serve(tmp_path, {}) as daemon:
-        url = daemon.url
-        with (
-            running_nginx(nginx, nginx_dir, daemon.port) as proxy_url,
-            httpx.Client(base_url=proxy_url, timeout=5) as proxied,
-            httpx.Client(base_url=url, timeout=5) as direct,
-        ):
-            create_agent(proxied, name, ["cat"], "none")
-            path = f"/api/agents/{name}/stream"
-
-            # What nginx acts on: the daemon's own header.
-            with direct.stream("GET", path) as response:
-                assert response.headers["x-accel-buffering"] == "no"
-
-            delays = []
-            with connect_sse(proxied, "GET", path) as source:
-                headers = source.response.headers
-                assert headers["content-type"].startswith("text/event-stream")
-                assert headers["cache-control"] == "no-cache"
-                assert headers.get("x-accel-buffering") == "no", dict(headers)
-                events = source.iter_sse()
-                assert next(events).event == "connected"
-                for i in range(5):
-                    text = f"line {i}"
-                    started = time.perf_counter()
-                    sent = proxied.post(f"/api/agents/{name}/input", json={"data": text + "\n"})
-                    assert sent.status_code == 200, sent.text
-                    for sse in events:
-                        if sse.event == "log":
-                            assert json.loads(sse.data)["data"]["line"] == text
-                            break
-                    delays.append(time.perf_counter() - started)
-            assert max(delays) < MAX_PROXY_DELAY, f"events delayed through nginx: {delays}"
-
-            sent = proxied.post(f"/api/agents/{name}/input", json={"eof": True})
-            assert sent.status_code == 200, sent.text

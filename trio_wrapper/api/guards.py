@@ -84,7 +84,13 @@ def install_guards(app: QuartTrio, config: Config) -> None:
             # DNS-rebinding guard: a page on evil.example resolving to 127.0.0.1 sends
             # its own host name, which is not ours.
             return error_response(
-                Refusal("host_not_allowed", f"host {request.host!r} is not allowed")
+                Refusal(
+                    "host_not_allowed",
+                    f"host {request.host[:200]!r} is not allowed: add "
+                    f"{host_name(request.host)[:200]!r} "
+                    "to server.allowed_hosts in the daemon's config "
+                    "(or TRIO_WRAPPER_SERVER_ALLOWED_HOSTS)",
+                )
             )
         safe = request.method in SAFE_METHODS
         origin = request.headers.get("Origin")

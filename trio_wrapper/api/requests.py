@@ -10,6 +10,7 @@ from typing import Any, Final, TypeVar, Union, cast, get_args, get_origin
 import msgspec
 from quart import request
 
+from trio_wrapper.core.choices import with_choices
 from trio_wrapper.core.errors import Refusal, invalid_request
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ async def read_json(model: type[T], max_bytes: int, max_depth: int) -> T:
     try:
         return msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
-        raise invalid_request(str(exc)) from exc
+        raise invalid_request(with_choices(str(exc), model)) from exc
     except msgspec.DecodeError as exc:
         raise invalid_request(f"malformed JSON: {exc}") from exc
     except RecursionError as exc:  # below the depth limit, but a deep stack already
@@ -79,4 +80,4 @@ def parse_query(model: type[Q]) -> Q:
     try:
         return msgspec.convert(args, model, strict=False)
     except msgspec.ValidationError as exc:
-        raise invalid_request(f"bad query string: {exc}") from exc
+        raise invalid_request(f"bad query string: {with_choices(str(exc), model)}") from exc

@@ -12,6 +12,7 @@ from trio_wrapper.api.responses import json_response
 from trio_wrapper.api.routes import agent_runs, interactive
 from trio_wrapper.api.routes.run_answers import detail_response, log_response
 from trio_wrapper.api.state import AppState
+from trio_wrapper.core.choices import one_of
 from trio_wrapper.core.errors import Refusal, invalid_request
 from trio_wrapper.core.models import (
     AgentCreate,
@@ -34,7 +35,8 @@ from trio_wrapper.core.status import Status
 from trio_wrapper.runtime import views
 from trio_wrapper.runtime.process import StdinBlocked, StdinClosed
 
-_STATUSES = frozenset(s.value for s in Status)
+_STATUS_LIST = [s.value for s in Status]
+_STATUSES = frozenset(_STATUS_LIST)
 
 
 def install(app: QuartTrio, state: AppState) -> None:
@@ -49,7 +51,7 @@ def install(app: QuartTrio, state: AppState) -> None:
         """All agents listed (live and past runs); ``?status=running`` filters."""
         query = parse_query(AgentListQuery)
         if query.status is not None and query.status not in _STATUSES:
-            raise invalid_request(f"unknown status {query.status!r}")
+            raise invalid_request(f"unknown status {query.status!r} {one_of(_STATUS_LIST)}")
         agents = [
             views.summary(a)
             for a in supervisor.agents.values()
@@ -171,5 +173,5 @@ def _statuses(raw: str | None) -> frozenset[Status]:
     names = [part.strip() for part in raw.split(",")]
     unknown = [part for part in names if part not in _STATUSES]
     if unknown:
-        raise invalid_request(f"unknown status {unknown[0]!r}")
+        raise invalid_request(f"unknown status {unknown[0]!r} {one_of(_STATUS_LIST)}")
     return frozenset(Status(part) for part in names)
