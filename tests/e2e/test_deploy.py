@@ -152,7 +152,7 @@ def families(exposition: str) -> dict[str, set[str]]:
 @pytest.fixture(scope="module")
 def exposed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[str]]]:
     """/metrics of a daemon with series of every kind: a finished Claude run (tokens and
-    cost), a live agent with an SSE client (per-agent gauges)."""
+    cost), a live agent with an SSE client (per-agent gauges), a run with an unknown event."""
     daemon = Daemon(tmp_path_factory.mktemp("metrics"))
     daemon.start()
     try:
@@ -162,11 +162,16 @@ def exposed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set[
             assert http.post("/api/agents", json=body).status_code == 201
             live = {"name": "live", "command": ["cat"], "stdin": True}
             assert http.post("/api/agents", json=live).status_code == 201
+            # An event type its format does not know (a CLI that changed its output).
+            drift = {"name": "drift", "command": ["printf", '{"type":"brand_new_event"}\\n']}
+            drift["format"] = "claude-stream-json"
+            assert http.post("/api/agents", json=drift).status_code == 201
 
             def tokens_counted() -> bool:
-                return "trio_wrapper_tokens_total{" in http.get("/metrics").text
+                text = http.get("/metrics").text
+                return "trio_wrapper_tokens_total{" in text and "_unknown_events_total{" in text
 
-            poll(tokens_counted, WAIT, "claude-1's tokens never showed in /metrics")
+            poll(tokens_counted, WAIT, "claude-1's tokens or drift's unknown event never showed")
             with connect_sse(http, "GET", "/api/agents/live/stream") as source:
                 assert next(source.iter_sse()).event == "connected"
 
