@@ -12,8 +12,9 @@ from trio_wrapper.api.responses import json_response
 from trio_wrapper.api.routes import agent_runs, interactive
 from trio_wrapper.api.routes.run_answers import detail_response, log_response
 from trio_wrapper.api.state import AppState
+from trio_wrapper.api.stdin_refusals import stdin_refusals
 from trio_wrapper.core.choices import one_of
-from trio_wrapper.core.errors import Refusal, invalid_request
+from trio_wrapper.core.errors import invalid_request
 from trio_wrapper.core.models import (
     AgentCreate,
     AgentDetail,
@@ -33,7 +34,6 @@ from trio_wrapper.core.models import (
 from trio_wrapper.core.profiles import resolve_spec
 from trio_wrapper.core.status import Status
 from trio_wrapper.runtime import views
-from trio_wrapper.runtime.process import StdinBlocked, StdinClosed
 
 _STATUS_LIST = [s.value for s in Status]
 _STATUSES = frozenset(_STATUS_LIST)
@@ -143,16 +143,10 @@ def install(app: QuartTrio, state: AppState) -> None:
         agent = supervisor.get(name)
         body = await read_json(AgentInput, max_body, max_depth)
         data = body.data.encode()  # msgspec refuses lone surrogates: always UTF-8
-        try:
+        with stdin_refusals(name):
             await agent.write_input(
                 data, eof=body.eof, write_timeout=config.agents.stdin_write_timeout_seconds
             )
-        except StdinClosed:
-            raise Refusal("stdin_not_open", f"agent {name!r} has no open stdin") from None
-        except StdinBlocked:
-            raise Refusal(
-                "stdin_blocked", f"agent {name!r} did not read its stdin in time"
-            ) from None
         return json_response(InputAccepted(written=len(data), eof=body.eof))
 
     @app.route("/api/agents/<name>/logs", methods=["GET"])

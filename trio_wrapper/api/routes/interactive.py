@@ -10,10 +10,10 @@ from quart_trio import QuartTrio
 from trio_wrapper.api.requests import read_json
 from trio_wrapper.api.responses import json_response
 from trio_wrapper.api.state import AppState
+from trio_wrapper.api.stdin_refusals import stdin_refusals
 from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.models import AgentMessage, ErrorResponse, MessageDelivered, Screen
 from trio_wrapper.runtime.interactive import refuse_screen
-from trio_wrapper.runtime.process import StdinBlocked, StdinClosed
 
 
 def install(app: QuartTrio, state: AppState) -> None:
@@ -36,16 +36,10 @@ def install(app: QuartTrio, state: AppState) -> None:
             raise Refusal(
                 "agent_not_running", f"agent {name!r} is {agent.status.value}: no one to tell"
             )
-        try:
+        with stdin_refusals(name, "input"):
             done = await agent.send_message(
                 body.text, write_timeout=config.agents.stdin_write_timeout_seconds
             )
-        except StdinClosed:
-            raise Refusal("stdin_not_open", f"agent {name!r} has no open stdin") from None
-        except StdinBlocked:
-            raise Refusal(
-                "stdin_blocked", f"agent {name!r} did not read its input in time"
-            ) from None
         return json_response(
             MessageDelivered(
                 delivered=done.delivery,
