@@ -225,7 +225,7 @@ serverurl=unix://{dir}/supervisor.sock
 
 PROGRAM_CONF = """
 [program:{name}]
-command={cat} {src}
+command={command}
 autostart=false
 autorestart=false
 startsecs=0
@@ -237,15 +237,18 @@ stderr_logfile_maxbytes=0
 
 
 class Supervisord:
-    """supervisord in the foreground with one ``cat`` program per run."""
+    """supervisord in the foreground with one program per run: ``cat SRC`` by default,
+    or ``command`` (an argv, joined with spaces: no argument may hold one)."""
 
-    def __init__(self, workdir: Path, src: Source, runs: int) -> None:
+    def __init__(
+        self, workdir: Path, src: Source, runs: int, command: list[str] | None = None
+    ) -> None:
         self.dir = workdir
         self.programs = [f"cat{i}" for i in range(runs)]
         conf = SUPERVISORD_CONF.format(dir=workdir)
-        cat = shutil.which("cat") or "/bin/cat"
+        argv = command or [shutil.which("cat") or "/bin/cat", str(src.path)]
         for name in self.programs:
-            conf += PROGRAM_CONF.format(name=name, cat=cat, src=src.path, dir=workdir)
+            conf += PROGRAM_CONF.format(name=name, command=" ".join(argv), dir=workdir)
         self.conf = workdir / "supervisord.conf"
         self.conf.write_text(conf)
         self.process: subprocess.Popen[bytes] | None = None
