@@ -22,20 +22,23 @@ Every log is compared with the source (size and sha256). Medians of ``--runs``.
 from __future__ import annotations
 
 import argparse
-import json
+import re
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import trio
 from capture import Source, Supervisord, file_size, sha256, verify
 from common import (
     TERMINAL,
     BenchError,
+    add_daemon_env,
+    daemon_env,
     goal_line,
     load_average,
     machine,
@@ -76,44 +79,69 @@ class SseTally:
     gaps: int = 0
     missed: int = 0
     complete: bool = False
+    error: str = ""
 
 
-async def read_events(
-    url: str, name: str, tally: SseTally, ready: trio.Event, done: trio.Event
-) -> None:
-    """Read ``/api/events`` as fast as possible, counting ``name``'s lines and records,
-    until its ``complete`` event."""
-    async with (
-        httpx.AsyncClient(base_url=url, timeout=None) as client,
-        client.stream("GET", "/api/events") as response,
-    ):
-        if response.status_code != 200:
-            raise BenchError(f"/api/events answered {response.status_code}")
-        event = ""
-        mine = f'"agent_name":"{name}"'
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-                if event == "connected":
-                    ready.set()
-            elif line.startswith("data: "):
-                if event == "gap":
-                    tally.gaps += 1
-                    tally.missed += int(json.loads(line[6:])["data"]["missed"])
-                elif event in ("log", "extraction", "complete") and mine in line:
-                    if event == "log":
-                        tally.lines += 1
-                    elif event == "extraction":
-                        tally.records += 1
-                    else:
-                        tally.complete = True
-                        done.set()
-                        return
+LOG = b"\nevent: log\n"
+RECORD = b"\nevent: extraction\n"
+COMPLETE = b"\nevent: complete\n"
+GAP_RE = re.compile(rb"\nevent: gap\ndata: [^\n]*\"missed\":(\d+)")
+TAIL = 512  # bytes of the previous read kept for a pattern cut by a read's start
+
+
+class EventsReader(threading.Thread):
+    """One ``/api/events`` client on a raw socket, reading as fast as it can and counting
+    ``log``, ``extraction`` and ``gap`` events in the raw bytes (no parsing, no copy of a
+    read), until the first ``complete``: one agent runs at a time."""
+
+    def __init__(self, port: int, tally: SseTally) -> None:
+        super().__init__(daemon=True)
+        self.tally = tally
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.sendall(
+            f"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        self.answer = b""
+        while b"event: connected" not in self.answer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise BenchError("/api/events closed before its connected event")
+            self.answer += chunk
+        if not self.answer.startswith(b"HTTP/1.1 200"):
+            raise BenchError(f"/api/events answered {self.answer[:100]!r}")
+
+    def run(self) -> None:
+        tally = self.tally
+        tail = self.answer[-TAIL:]
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        try:
+            while True:
+                n = self.sock.recv_into(buf)
+                if not n:
+                    tally.error = "the stream ended before complete"
+                    return
+                window = tail + bytes(view[:n])
+                tally.lines += window.count(LOG) - tail.count(LOG)
+                tally.records += window.count(RECORD) - tail.count(RECORD)
+                for match in GAP_RE.finditer(window):
+                    if match.end() > len(tail):
+                        tally.gaps += 1
+                        tally.missed += int(match.group(1))
+                if window.find(COMPLETE, max(0, len(tail) - len(COMPLETE))) >= 0:
+                    tally.complete = True
+                    return
+                tail = window[-TAIL:]
+        except OSError as exc:
+            tally.error = repr(exc)
+        finally:
+            self.sock.close()
 
 
 def trio_wrapper_run(
     client: httpx.Client,
-    url: str,
+    port: int,
     src: Source,
     command: list[str],
     name: str,
@@ -152,21 +180,13 @@ def trio_wrapper_run(
         result["seconds"] = time.perf_counter() - start
         result["detail"] = detail
 
-    done = trio.Event()
-
-    async def both() -> None:
-        async with trio.open_nursery() as nursery:
-            if tally is not None:
-                ready = trio.Event()
-                nursery.start_soon(read_events, url, name, tally, ready, done)
-                await ready.wait()
-            await trio.to_thread.run_sync(post_and_wait)
-            if tally is not None:
-                with trio.move_on_after(timeout):
-                    await done.wait()
-            nursery.cancel_scope.cancel()
-
-    trio.run(both)
+    reader = None
+    if tally is not None:
+        reader = EventsReader(port, tally)
+        reader.start()
+    post_and_wait()
+    if reader is not None:
+        reader.join(timeout)
     detail = result["detail"]
     log = Path(detail["logs"]["stdout"])
     verify(log, src, name)
@@ -176,9 +196,10 @@ def trio_wrapper_run(
     if tally is not None and (
         tally.gaps or tally.lines != src.lines or tally.records != records or not tally.complete
     ):
+        why = f" ({tally.error})" if tally.error else ""
         raise BenchError(
             f"{name}: the SSE client got {tally.lines} lines of {src.lines}, {tally.records} "
-            f"records of {records}, {tally.gaps} gaps ({tally.missed} missed)"
+            f"records of {records}, {tally.gaps} gaps ({tally.missed} missed){why}"
         )
     client.delete(f"/api/agents/{name}")
     for suffix in ("-stdout.log", "-stderr.log", "-events.jsonl"):
@@ -195,7 +216,9 @@ def main() -> int:
     parser.add_argument("--format", action="append", dest="formats", default=[])
     parser.add_argument("--sse", action="store_true", help="one client on /api/events")
     parser.add_argument("--timeout", type=float, default=120.0)
+    add_daemon_env(parser)
     args = parser.parse_args()
+    env = daemon_env(args, {})
     formats = args.formats or ["auto", "none"]
     path = corpus_file(args.kind, args.lines)
     src = Source(path, path.stat().st_size, args.lines, sha256(path))
@@ -217,7 +240,7 @@ def main() -> int:
         try:
             supervisord.start()
             with (
-                running_daemon(workdir / "daemon") as daemon,
+                running_daemon(workdir / "daemon", env=env or None) as daemon,
                 httpx.Client(base_url=daemon.url, timeout=30.0) as client,
             ):
                 for run in range(args.runs):
@@ -225,7 +248,7 @@ def main() -> int:
                     for fmt in formats:
                         seconds, tally, found = trio_wrapper_run(
                             client,
-                            daemon.url,
+                            daemon.port,
                             src,
                             command,
                             f"lw-{fmt}-{run}",
