@@ -12,7 +12,6 @@ hub, the pacemaker, wakes them for their pings and reads their connections' disc
 from __future__ import annotations
 
 import math
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,9 +53,10 @@ class HubLimits:
     poll_interval: float = 0.5
     shutdown_grace: float = 1.0
     # The least time between two flushes (``Hub.flush_delay``): 0.05 ms a client, 10 ms at
-    # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send costs about the same CPU whatever it carries (about 30 us): at
-    # 100 clients this keeps the daemon under two thirds of a core for an agent printing
-    # a line every millisecond, with a p99 delay of about 16 ms (docs/benchmarks.md).
+    # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send
+    # costs about the same CPU whatever it carries (about 30 us): at 100 clients this
+    # keeps the daemon under two thirds of a core for an agent printing a line every
+    # millisecond (docs/benchmarks.md).
     coalesce: float = 0.010
     coalesce_per_client: float = 5e-5
 

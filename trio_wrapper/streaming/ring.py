@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from trio_wrapper.core.lines import total_length
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.wire import Event, stamp
 
@@ -73,7 +74,7 @@ class Published:
         self._events = events
         # What it holds, roughly: its text, plus a bytes object's overhead per line.
         if lines is not None:
-            self.size = sum(map(len, lines)) + LINE_OVERHEAD * count
+            self.size = total_length(lines) + LINE_OVERHEAD * count
         elif records is not None:
             self.size = len(records.data) + LINE_OVERHEAD * count
         else:
