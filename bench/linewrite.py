@@ -13,6 +13,10 @@ file, by default 200,000 lines of the dense corpus); ``--writer cat`` runs ``cat
 - supervisord: from ``startProcess`` until its log holds every byte of the same child;
 - the child alone: its wall clock writing to a pipe that ``cat > /dev/null`` drains.
 
+Then, per format, a slow child (a line every 2 ms, 200 lines, a fifth of them error reports)
+prints the time just before it exits as its last line: the figure is how long after that
+the run's ``completed_at`` is (goal: 50 ms).
+
 Every log is compared with the source (size and sha256). Medians of ``--runs``.
 
     .venv/bin/python bench/linewrite.py [--runs 3] [--kind dense] [--lines 200000]
@@ -22,6 +26,7 @@ Every log is compared with the source (size and sha256). Medians of ``--runs``.
 from __future__ import annotations
 
 import argparse
+import datetime
 import re
 import socket
 import subprocess
@@ -207,6 +212,40 @@ def trio_wrapper_run(
     return result["seconds"], tally, records
 
 
+# A slow child: a line every 2 ms (a fifth of them an error report, an extraction record),
+# then the time just before it exits, as its last line.
+SLOW_CHILD = (
+    "import time\n"
+    "for i in range(200):\n"
+    "    print(f'ERROR: step {i} failed' if i % 5 == 0 else f'step {i}', flush=True)\n"
+    "    time.sleep(0.002)\n"
+    "print(repr(time.time()), flush=True)\n"
+)
+SLOW_GOAL_MS = 50.0
+
+
+def slow_completion(client: httpx.Client, name: str, fmt: str, timeout: float) -> float:
+    """Milliseconds from the slow child's last line until its run's ``completed_at``."""
+    body = {"name": name, "command": ["/usr/bin/python3", "-S", "-c", SLOW_CHILD], "format": fmt}
+    response = client.post("/api/agents", json=body)
+    if response.status_code != 201:
+        raise BenchError(f"POST {name}: {response.status_code} {response.text}")
+    deadline = time.monotonic() + timeout
+    while (detail := client.get(f"/api/agents/{name}").json())["status"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise BenchError(f"{name} still {detail['status']} at the deadline")
+        time.sleep(0.05)
+    if detail["status"] != "completed" or detail["extraction"]["total_matches"] < (
+        40 if fmt != "none" else 0
+    ):
+        raise BenchError(f"{name}: {detail['status']}, {detail['extraction']}")
+    log = Path(detail["logs"]["stdout"])
+    exited = float(log.read_text().splitlines()[-1])
+    completed = datetime.datetime.fromisoformat(detail["completed_at"]).timestamp()
+    client.delete(f"/api/agents/{name}")
+    return (completed - exited) * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -215,6 +254,12 @@ def main() -> int:
     parser.add_argument("--writer", default="line", choices=("line", "cat"))
     parser.add_argument("--format", action="append", dest="formats", default=[])
     parser.add_argument("--sse", action="store_true", help="one client on /api/events")
+    parser.add_argument(
+        "--slow-runs",
+        type=int,
+        default=5,
+        help="runs of the slow child (a line every 2 ms): completed after its exit, ms",
+    )
     parser.add_argument("--timeout", type=float, default=120.0)
     add_daemon_env(parser)
     args = parser.parse_args()
@@ -233,6 +278,7 @@ def main() -> int:
     sv_times: list[float] = []
     alone: list[float] = []
     records: dict[str, int] = {}
+    slow: dict[str, list[float]] = {fmt: [] for fmt in formats}
     with tempfile.TemporaryDirectory(prefix="bench-linewrite-") as tmp:
         workdir = Path(tmp)
         (workdir / "supervisord").mkdir()
@@ -269,6 +315,11 @@ def main() -> int:
                         f"{sv_times[-1]:.3f} s; the child alone {alone[-1]:.3f} s",
                         flush=True,
                     )
+                for fmt in formats:
+                    for run in range(args.slow_runs):
+                        slow[fmt].append(
+                            slow_completion(client, f"slow-{fmt}-{run}", fmt, args.timeout)
+                        )
         finally:
             supervisord.stop()
     sv = median(sv_times)
@@ -283,6 +334,19 @@ def main() -> int:
     )
     print()
     print_table(["POST → completed", "runs s", "median s", "x supervisord"], rows)
+    if args.slow_runs:
+        print()
+        print_table(
+            ["slow child, exit → completed", "runs ms", "median ms"],
+            [
+                [
+                    f"format {fmt}",
+                    " / ".join(f"{x:.1f}" for x in slow[fmt]),
+                    f"{median(slow[fmt]):.1f}",
+                ]
+                for fmt in formats
+            ],
+        )
     print(f"load average after: {load_average()}")
     print("verified every run: log = source (size, sha256), completed, every line counted")
     if args.sse:
@@ -291,6 +355,16 @@ def main() -> int:
         factor = NONE_FACTOR if fmt == "none" else AUTO_FACTOR
         ratio = median(times[fmt]) / sv
         print(goal_line(ratio <= factor, f"format {fmt} {ratio:.2f}x supervisord (goal {factor}x)"))
+    for fmt in formats:
+        if args.slow_runs:
+            ms = median(slow[fmt])
+            print(
+                goal_line(
+                    ms <= SLOW_GOAL_MS,
+                    f"slow child, format {fmt}: completed {ms:.1f} ms after its exit "
+                    f"(goal {SLOW_GOAL_MS:.0f} ms)",
+                )
+            )
     return 0
 
 
