@@ -31,6 +31,8 @@ import httpx
 from common import (
     TERMINAL,
     BenchError,
+    add_daemon_env,
+    daemon_env,
     goal_line,
     load_average,
     machine,
@@ -316,7 +318,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
     parser.add_argument("--lines", type=int, default=2_000_000, help="transcript lines")
     parser.add_argument("--timeout", type=float, default=120.0, help="per capture, seconds")
+    add_daemon_env(parser)
     args = parser.parse_args()
+    env = daemon_env(args, {})
 
     path = transcript(args.lines)
     src = Source(path, path.stat().st_size, args.lines, sha256(path))
@@ -336,7 +340,7 @@ def main() -> int:
         try:
             supervisord.start()
             with (
-                running_daemon(workdir / "daemon") as daemon,
+                running_daemon(workdir / "daemon", env=env or None) as daemon,
                 httpx.Client(base_url=daemon.url, timeout=30.0) as client,
             ):
                 for run in range(args.runs):

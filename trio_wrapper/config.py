@@ -113,7 +113,7 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Agent names become directory names (at most core.names.MAX_NAME_LENGTH).
     max_name_length: int = DEFAULT_MAX_NAME_LENGTH
     max_line_bytes: int = 64 * 1024
-    read_chunk_bytes: int = 64 * 1024
+    read_chunk_bytes: int = 1024 * 1024  # as big as the pipe buffer (runtime/pipes.py)
     # Extraction records one agent keeps in memory, per kind: the most ?limit= returns.
     max_records: int = 10_000
     # ... and for the kinds with long text (prompt, response, code_block), their JSON bytes.
