@@ -96,11 +96,11 @@ class FanoutClient:
     """One SSE connection's buffer and state.
 
     The buffer is bounded in events: ``limit`` events (log lines, records, states) may wait
-    for the client, however the agent happened to write them (a line per ``write(2)`` or a
-    64 KiB read's worth: one delivery each). Past the limit the *oldest* deliveries go,
-    whole, until at most ``limit`` events are left (the newest delivery is always kept,
-    even alone above the limit), and the loss is accounted as one ``Gap``
-    reported before what is sent next. ``push`` is O(1) while the client keeps up.
+    for the client, however the agent happened to write them (a delivery is what line work
+    took in one go: one line, or up to a megabyte's worth of them). Past the limit the
+    *oldest* deliveries go, whole, until at most ``limit`` events are left (the newest
+    delivery is always kept, even alone above the limit), and the loss is accounted as one
+    ``Gap`` reported before what is sent next. ``push`` is O(1) while the client keeps up.
 
     Thousands of clients sit idle for hours (the goal is 20 KB each, the connection
     included), so an idle client holds no buffer: the deque is made by the first push
