@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trio_wrapper.streaming.client import (
+    DELIVERY_BYTES,
     TRANSITIONS,
     ClientState,
     FanoutClient,
@@ -167,3 +168,28 @@ def test_an_idle_client_holds_no_buffer() -> None:
     client.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
     client.take()
     assert client.batches is None
+
+
+def test_client_buffer_is_bounded_in_bytes_too() -> None:
+    # Each delivery weighs its text, 48 bytes a line and DELIVERY_BYTES.
+    client = FanoutClient(1, "a1", limit=1_000_000)
+    one = Published.of_lines("a1", 1, 1, [b"x" * 52] * 10, "stdout", 1)
+    weight = one.size + DELIVERY_BYTES
+    assert weight == 10 * (52 + 48) + DELIVERY_BYTES
+    client.byte_limit = 3 * weight
+    dropped = [
+        client.push(Published.of_lines("a1", f, f, [b"x" * 52] * 10, "stdout", f))
+        for f in range(1, 51, 10)
+    ]
+    assert dropped == [0, 0, 0, 10, 10]
+    assert (client.buffered, client.buffered_bytes) == (30, 3 * weight)
+    runs, gap = client.take()
+    assert sum(run.count for run in runs) == 30
+    assert gap == Gap(missed=20, first_id=1, last_id=20)
+    assert client.buffered_bytes == 0
+    # The same lines one per delivery weigh more: fewer of them fit.
+    single = FanoutClient(2, "a1", limit=1_000_000)
+    single.byte_limit = 3 * weight
+    for i in range(1, 31):
+        single.push(Published.of_lines("a1", i, i, [b"x" * 52], "stdout", i))
+    assert single.buffered == 3 * weight // (52 + 48 + DELIVERY_BYTES)

@@ -40,6 +40,7 @@ class HubLimits:
     the same defaults); the others are tuning kept out of the configuration."""
 
     client_buffer: int = _SSE.client_buffer
+    client_buffer_bytes: int = _SSE.client_buffer_bytes
     retained_per_agent: int = _SSE.retained_events_per_agent
     retained_global: int = _SSE.retained_events_global
     retained_bytes_per_agent: int = _SSE.retained_bytes_per_agent
@@ -65,6 +66,7 @@ class HubLimits:
         """The limits ``[sse]`` sets; the rest keep their defaults."""
         return cls(
             client_buffer=sse.client_buffer,
+            client_buffer_bytes=sse.client_buffer_bytes,
             retained_per_agent=sse.retained_events_per_agent,
             retained_global=sse.retained_events_global,
             retained_bytes_per_agent=sse.retained_bytes_per_agent,

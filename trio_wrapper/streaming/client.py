@@ -92,15 +92,24 @@ TRANSITIONS: Final[Mapping[ClientState, Mapping[Transition, ClientState]]] = {
 }
 
 
+# What one more buffered delivery costs besides its text (the run object, its events'
+# list when built, the deque's slot), roughly.
+DELIVERY_BYTES: Final = 512
+DEFAULT_BYTE_LIMIT: Final = 64 * 1024 * 1024
+
+
 class FanoutClient:
     """One SSE connection's buffer and state.
 
-    The buffer is bounded in events: ``limit`` events (log lines, records, states) may wait
-    for the client, however the agent happened to write them (a delivery is what line work
-    took in one go: one line, or up to a megabyte's worth of them). Past the limit the
-    *oldest* deliveries go, whole, until at most ``limit`` events are left (the newest
-    delivery is always kept, even alone above the limit), and the loss is accounted as one
-    ``Gap`` reported before what is sent next. ``push`` is O(1) while the client keeps up.
+    The buffer is bounded in events and in bytes, however the agent happened to write them
+    (a delivery is what line work took in one go: one line, or up to a megabyte's worth of
+    them): at most ``limit`` events (log lines, records, states) and ``byte_limit`` bytes
+    may wait for the client. A delivery's bytes are its text, a per-event overhead and
+    :data:`DELIVERY_BYTES` (what holding one more delivery costs), so a thousand single
+    lines weigh more than one read of a thousand. Past either limit the *oldest* deliveries
+    go, whole, until both hold (the newest delivery is always kept, even alone above
+    them), and the loss is accounted as one ``Gap`` reported before what is sent next.
+    ``push`` is O(1) while the client keeps up.
 
     Thousands of clients sit idle for hours (the goal is 20 KB each, the connection
     included), so an idle client holds no buffer: the deque is made by the first push
@@ -117,6 +126,8 @@ class FanoutClient:
         "agent",
         "batches",
         "buffered",
+        "buffered_bytes",
+        "byte_limit",
         "limit",
         "number",
         "peer",
@@ -140,6 +151,8 @@ class FanoutClient:
         self.limit = limit  # events
         self.batches: deque[Published] | None = None
         self.buffered = 0  # events in ``batches``
+        self.byte_limit = DEFAULT_BYTE_LIMIT  # the fan-out sets its configured one
+        self.buffered_bytes = 0  # their weight: see the class's doc
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -191,10 +204,13 @@ class FanoutClient:
             batches = self.batches = deque()
         batches.append(run)
         self.buffered += run.count
-        if self.buffered <= self.limit:
+        self.buffered_bytes += run.size + DELIVERY_BYTES
+        if self.buffered <= self.limit and self.buffered_bytes <= self.byte_limit:
             return 0
         dropped = 0
-        while len(batches) > 1 and self.buffered > self.limit:
+        while len(batches) > 1 and (
+            self.buffered > self.limit or self.buffered_bytes > self.byte_limit
+        ):
             lost = batches.popleft()
             first = lost.first_id(self.agent is None)
             if not self._missed:
@@ -202,6 +218,7 @@ class FanoutClient:
             self._last_missed = first + lost.count - 1
             self._missed += lost.count
             self.buffered -= lost.count
+            self.buffered_bytes -= lost.size + DELIVERY_BYTES
             dropped += lost.count
         return dropped
 
@@ -214,6 +231,7 @@ class FanoutClient:
         runs: Sequence[Published] = self.batches or ()
         self.batches = None
         self.buffered = 0
+        self.buffered_bytes = 0
         self.released = False
         return runs, gap
 
