@@ -150,7 +150,7 @@ class Agent:
         *,
         observers: Sequence[AgentObserver] = (),
         max_line_bytes: int = 64 * 1024,
-        read_chunk_bytes: int = 64 * 1024,
+        read_chunk_bytes: int = 1024 * 1024,
         stop_grace_seconds: float = 10.0,
         rules: Sequence[Rule] = (),
         worker: ExtractionWorker | None = None,

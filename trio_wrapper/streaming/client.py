@@ -95,7 +95,7 @@ TRANSITIONS: Final[Mapping[ClientState, Mapping[Transition, ClientState]]] = {
 # What one more buffered delivery costs besides its text (the run object, its events'
 # list when built, the deque's slot), roughly.
 DELIVERY_BYTES: Final = 512
-DEFAULT_BYTE_LIMIT: Final = 16 * 1024 * 1024
+DEFAULT_BYTE_LIMIT: Final = 128 * 1024 * 1024
 
 
 class FanoutClient:
