@@ -47,7 +47,6 @@ test: lint
 
 bench: $(BSTAMP)
 	$(BIN)/python bench/capture.py
-	$(BIN)/python bench/linewrite.py
 	$(BIN)/python bench/spawn.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/extract.py
