@@ -4,15 +4,18 @@ worker that dies loses nothing."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
 import signal
 import sys
+import weakref
 from collections.abc import Sequence
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -365,3 +368,21 @@ async def test_a_run_whose_local_extraction_fails_is_not_left_waiting(
             os.kill(worker.process.pid, signal.SIGKILL)
     assert not worker.alive
     assert worker.bytes_in_flight == 0
+
+
+async def test_an_answered_run_is_not_kept_by_the_idle_worker(nursery: trio.Nursery) -> None:
+    # The reader waiting for the next answer must not hold the last run it answered:
+    # through its ``publish`` that is the agent, kept alive after its DELETE (with its
+    # records and its observers) until some other run's answer came.
+    worker = await started(nursery)
+    out = Published()
+    side = worker.open("claude-stream-json", out.store, out)
+    feed_all(side, batches(lines_of(CLAUDE), 50))
+    with trio.fail_after(10):
+        await side.finish()
+    assert out.total.data  # it was answered
+    gone = weakref.ref(out)
+    del side, out
+    await trio.testing.wait_all_tasks_blocked()
+    gc.collect()
+    assert gone() is None, [type(r).__name__ for r in gc.get_referrers(gone())]

@@ -357,12 +357,20 @@ class ExtractionWorker:
                     extra={"event": "extraction_worker_error"},
                 )
                 return
-            for reply, found_data, kinds in replies:
-                remote = self._runs.get(reply.run)
-                if remote is not None:
-                    remote.on_reply(reply, found_data, kinds)
-                    # Let the writer keep the worker fed between answers.
-                    await trio.lowlevel.checkpoint()
+            # Neither the read nor its answers are kept while the next read waits: the
+            # last answers would keep their run alive, and through it its agent, its
+            # records and its observers, long after a DELETE (until the next answer).
+            del data
+            await self._route(replies)
+            del replies
+
+    async def _route(self, replies: list[tuple[Extracted, bytes, bytes]]) -> None:
+        for reply, found_data, kinds in replies:
+            remote = self._runs.get(reply.run)
+            if remote is not None:
+                remote.on_reply(reply, found_data, kinds)
+                # Let the writer keep the worker fed between answers.
+                await trio.lowlevel.checkpoint()
 
     def _die(self, why: str) -> None:
         if not self.alive:
