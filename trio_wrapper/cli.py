@@ -15,6 +15,7 @@ import trio
 from trio_wrapper import __version__
 from trio_wrapper.config import ConfigError, load_config
 from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure, log_format
+from trio_wrapper.runtime.heap import use_system_allocator
 
 DEFAULT_CONFIG = Path("conf/trio_wrapper.toml")
 
@@ -57,6 +58,10 @@ def _config_path(arg: str | None) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None:
+        # Run as the program (not called from a test): the daemon runs on the C
+        # library's malloc, which gives back what floods leave (runtime.heap).
+        use_system_allocator()
     overrides: dict[str, dict[str, Any]] = {"server": {}, "logging": {}}
     if args.host is not None:
         overrides["server"]["host"] = args.host
