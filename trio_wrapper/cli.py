@@ -20,6 +20,7 @@ from trio_wrapper.client import commands as client
 from trio_wrapper.client import flags as client_flags
 from trio_wrapper.config import ConfigError, config_file, load_config
 from trio_wrapper.core.logformat import LOG_FORMATS, LOG_LEVELS, configure, log_format
+from trio_wrapper.runtime.heap import use_system_allocator
 
 DESCRIPTION = """\
 Run AI coding-agent CLIs (Codex, Claude Code, Gemini CLI, Aider, or any command) under a
@@ -106,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.subcommand != "serve":
         return client.run(args)
+    if argv is None:
+        # Run as the program (not called from a test): the daemon runs on the C
+        # library's malloc, which gives back what floods leave (runtime.heap).
+        use_system_allocator()
     overrides: dict[str, dict[str, Any]] = {"server": {}, "logging": {}}
     if args.host is not None:
         overrides["server"]["host"] = args.host

@@ -92,6 +92,23 @@ def test_replays_a_transcript_over_real_http(daemon: Daemon) -> None:
     stop(daemon)
 
 
+def test_the_daemon_runs_on_the_c_librarys_malloc(daemon: Daemon, tmp_path: Path) -> None:
+    """``serve`` re-executes itself (same pid) with PYTHONMALLOC=malloc: on pymalloc, what
+    floods leave pins whole arenas and the RSS measured quiet grows run after run
+    (runtime.heap). Its agents' environment is still only the allow-listed one."""
+    if "PYTHONMALLOC" in os.environ:
+        pytest.skip("PYTHONMALLOC set for the tests: the daemon keeps that choice")
+    environ = Path(f"/proc/{daemon.pid}/environ").read_bytes().split(b"\0")
+    assert b"PYTHONMALLOC=malloc" in environ
+    with daemon.client() as http:
+        created = http.post("/api/agents", json={"name": "env", "command": ["env"]})
+        assert created.status_code == 201, created.text
+        assert created.json()["pid"] != daemon.pid
+        wait_status(http, "env", {"completed"})
+        assert b"PYTHONMALLOC" not in run_files(tmp_path, "env", "stdout.log").read_bytes()
+    stop(daemon)
+
+
 def test_sigterm_with_twenty_running_agents(daemon: Daemon, tmp_path: Path) -> None:
     ignore_term = (
         "import signal, time\n"
