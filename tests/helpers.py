@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from trio_wrapper.config import Config, load_config
@@ -31,3 +33,14 @@ async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
     with trio.fail_after(limit):
         while not predicate():  # noqa: ASYNC110 - polling state that has no event
             await trio.sleep(0.01)
+
+
+def need(program: str, package: str | None = None) -> str:
+    """The path of ``program``, or the test skips, printing why (``package``: the Debian
+    package that brings it)."""
+    path = shutil.which(program)
+    if path is None:
+        reason = f"{program} not installed" + (f" (Debian package {package!r})" if package else "")
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return path

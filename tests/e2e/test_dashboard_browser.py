@@ -28,22 +28,13 @@ import httpx
 import pytest
 
 from tests.daemon import Daemon, running_daemon
-from tests.helpers import REPO, TRANSCRIPTS
+from tests.helpers import REPO, TRANSCRIPTS, need
 
 pytestmark = pytest.mark.e2e
 
 TRANSCRIPT = TRANSCRIPTS / "codex" / "exec_json_docs_sample.jsonl"
 WAIT = 20.0  # for anything the page must show; a loaded machine is slow, never this slow
 T = TypeVar("T")
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        reason = f"{program} not installed (Debian package {program!r})"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +55,8 @@ def driver(browser: Any) -> Iterator[Any]:
 
 @contextmanager
 def headless_chrome(tmp_path: Path) -> Iterator[Any]:
-    chromium = need("chromium")
-    chromedriver = need("chromedriver")
+    chromium = need("chromium", "chromium")
+    chromedriver = need("chromedriver", "chromium-driver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service

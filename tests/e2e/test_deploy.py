@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.daemon import Daemon, daemon_command, poll
-from tests.helpers import REPO, TRANSCRIPTS
+from tests.helpers import REPO, TRANSCRIPTS, need
 from trio_wrapper.config import load_config
 
 pytestmark = pytest.mark.e2e
@@ -37,15 +36,6 @@ TARGET_LABELS = frozenset({"instance", "job"})
 METRIC = re.compile(r"\b(trio_wrapper_[a-z0-9_]+|up)\b")
 MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*\"")
 BY = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        reason = f"{program} not installed"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 # ---- systemd ------------------------------------------------------------------------

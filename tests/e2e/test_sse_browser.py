@@ -9,7 +9,6 @@ is stopped in ``finally`` blocks, every wait is bounded.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.daemon import Child, Daemon, running_daemon
-from tests.helpers import REPO, TRANSCRIPTS
+from tests.helpers import REPO, TRANSCRIPTS, need
 
 pytestmark = pytest.mark.e2e
 
@@ -33,15 +32,6 @@ BROWSER_TIMEOUT = 30.0
 # EventSource waits ~3 s (Chromium's default retry) before reconnecting after the stream
 # ends; the reconnect must get 204 and close the source for good.
 CLOSE_TIMEOUT = 15.0
-
-
-def need(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        reason = f"{program} not installed (Debian package {program!r})"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
-    return path
 
 
 def free_port() -> int:
@@ -184,7 +174,7 @@ def headless_chromium(chromium: str, url: str, profile: Path) -> Iterator[Path]:
 
 
 def test_chromium_eventsource_receives_a_live_agent(tmp_path: Path) -> None:
-    chromium = need("chromium")
+    chromium = need("chromium", "chromium")
     transcript = TRANSCRIPT.read_text()
     name = "browser-codex"
 

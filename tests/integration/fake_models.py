@@ -158,6 +158,12 @@ class FakeModelServer:
     def next_id(self) -> int:
         return next(self.state.ids)
 
+    def _models(self, method: str, path: str, body: Any) -> _Answer:
+        """``GET …/models`` of the OpenAI APIs: the scripted model alone."""
+        self.record(Request(method, path, body))
+        model = self.state.script.model or "gpt-fake"
+        return _json_answer({"object": "list", "data": [{"id": model, "object": "model"}]})
+
     def record(self, request: Request) -> None:
         with self.state.lock:
             self.state.requests.append(request)
@@ -340,9 +346,7 @@ class FakeOpenAIResponses(FakeModelServer):
     def answer(self, method: str, path: str, query: str, body: Any) -> _Answer:
         script = self.state.script
         if method == "GET" and path.endswith("/models"):
-            self.record(Request(method, path, body))
-            model = script.model or "gpt-fake"
-            return _json_answer({"object": "list", "data": [{"id": model, "object": "model"}]})
+            return self._models(method, path, body)
         if method != "POST" or not path.endswith("/responses") or not isinstance(body, dict):
             return _not_found(self, method, path, body)
         model = script.model or str(body.get("model") or "gpt-fake")
@@ -550,9 +554,7 @@ class FakeOpenAIChat(FakeModelServer):
     def answer(self, method: str, path: str, query: str, body: Any) -> _Answer:
         script = self.state.script
         if method == "GET" and path.endswith("/models"):
-            self.record(Request(method, path, body))
-            model = script.model or "gpt-fake"
-            return _json_answer({"object": "list", "data": [{"id": model, "object": "model"}]})
+            return self._models(method, path, body)
         if method != "POST" or not path.endswith("/chat/completions") or not isinstance(body, dict):
             return _not_found(self, method, path, body)
         model = script.model or str(body.get("model") or "gpt-fake")
