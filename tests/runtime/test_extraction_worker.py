@@ -89,7 +89,9 @@ def test_serve_answers_each_feed_as_the_extractor_would(
     fmt = FORMATS[name]
     parts = batches(lines_of(name), size)
     sink = io.BytesIO()
-    serve(io.BytesIO(worker_input(fmt, parts)), sink)
+    answers: list[int] = []  # what the idle trim is told: once per answer
+    serve(io.BytesIO(worker_input(fmt, parts)), sink, lambda: answers.append(1))
+    assert len(answers) == len(parts) + 1
     # The answers read back whatever way they arrive.
     output = sink.getvalue()
     points = sorted(cuts.draw(st.lists(st.integers(0, len(output)), max_size=8)))

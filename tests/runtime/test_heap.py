@@ -56,7 +56,8 @@ def test_freed_buffers_are_reused_without_page_faults() -> None:
 # (KiB) after the free, then after give_back_freed_heap().
 GIVE_BACK = """
 import resource, sys
-from trio_wrapper.runtime.heap import give_back_freed_heap, keep_freed_heap
+from trio_wrapper.core.malloc import give_back_freed_heap
+from trio_wrapper.runtime.heap import keep_freed_heap
 assert keep_freed_heap()
 def rss():
     for line in open("/proc/self/status"):
@@ -132,7 +133,8 @@ def test_no_interpreter_no_reexec() -> None:
 # gc.collect() + give_back_freed_heap(), QuietTrim's steps.
 SCATTERED = """
 import gc, os
-from trio_wrapper.runtime.heap import give_back_freed_heap, keep_freed_heap
+from trio_wrapper.core.malloc import give_back_freed_heap
+from trio_wrapper.runtime.heap import keep_freed_heap
 from trio_wrapper.runtime.heap import use_system_allocator
 use_system_allocator()
 keep_freed_heap()

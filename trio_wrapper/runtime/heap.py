@@ -36,6 +36,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
+from trio_wrapper.core.malloc import QUIET_SECONDS, give_back_freed_heap
+
 log = logging.getLogger(__name__)
 
 # mallopt parameters, from glibc's <malloc.h>.
@@ -46,8 +48,6 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 4 * 1024 * 1024
 # Free memory at the top of the heap is given back only beyond this.
 TRIM_THRESHOLD = 64 * 1024 * 1024
-# ... and all of it once the daemon has been quiet this long (``QuietTrim``).
-QUIET_SECONDS = 5.0
 # Python's allocator, chosen when the interpreter starts (and only then).
 ALLOCATOR_VARIABLE = "PYTHONMALLOC"
 SYSTEM_ALLOCATOR = "malloc"
@@ -97,19 +97,6 @@ def keep_freed_heap() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
-
-
-def give_back_freed_heap() -> bool:
-    """Return the free pages of every malloc arena to the kernel (glibc's malloc_trim):
-    what :func:`keep_freed_heap` keeps for the next flood. False on another C library."""
-    path = ctypes.util.find_library("c")
-    try:
-        malloc_trim = ctypes.CDLL(path).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
-    return bool(malloc_trim(0))
 
 
 async def _trim_in_thread() -> None:

@@ -1,0 +1,40 @@
+"""The worker's idle trim: once per quiet spell after work, never while work goes on."""
+
+from __future__ import annotations
+
+import threading
+
+from trio_wrapper.core.malloc import IdleTrim, give_back_freed_heap
+
+
+def test_a_trim_comes_after_a_quiet_look_and_only_once() -> None:
+    trims: list[int] = []
+    trimmer = IdleTrim(trim=lambda: trims.append(1))
+    assert not trimmer.look()  # nothing done yet
+    for _ in range(5):  # busy: work between every two looks
+        trimmer.worked()
+        assert not trimmer.look()
+    assert trims == []
+    assert trimmer.look()  # a look with no work since the last: trim
+    assert [trimmer.look() for _ in range(3)] == [False] * 3  # still quiet: not again
+    trimmer.worked()
+    trimmer.worked()
+    assert not trimmer.look()  # new work seen
+    assert trimmer.look()  # then quiet: one more
+    assert len(trims) == trimmer.trims == 2
+
+
+def test_the_thread_trims_once_work_stops() -> None:
+    happened = threading.Event()
+    trimmer = IdleTrim(0.01, happened.set).start()
+    try:
+        trimmer.worked()
+        assert happened.wait(10), "no trim after the work stopped"
+    finally:
+        trimmer.stop()
+    assert trimmer.trims >= 1
+
+
+def test_give_back_freed_heap_answers() -> None:
+    # True on glibc, False elsewhere; never raises.
+    assert give_back_freed_heap() in (True, False)

@@ -1,0 +1,85 @@
+"""Giving freed C heap back to the kernel, for any process of the daemon. Pure: no trio.
+
+glibc's ``malloc_trim(0)`` returns the free pages of every malloc arena (the top of each
+heap and whole pages inside free chunks). The daemon (``runtime.heap.QuietTrim``) and its
+extraction worker (``extract.worker``) both call it once they have been quiet for a while
+after work: floods leave tens of megabytes freed but resident otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import threading
+from collections.abc import Callable
+from typing import Final
+
+# Quiet this long after work before the heap is given back.
+QUIET_SECONDS: Final = 5.0
+
+
+def give_back_freed_heap() -> bool:
+    """Return the free pages of every malloc arena to the kernel (glibc's malloc_trim).
+    False on another C library."""
+    path = ctypes.util.find_library("c")
+    try:
+        malloc_trim = ctypes.CDLL(path).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))
+
+
+class IdleTrim:
+    """For a process whose main thread blocks on its input (the extraction worker): a
+    daemon thread that, once ``worked()`` has not been called for ``quiet`` seconds after
+    it was, collects the garbage and gives the freed heap back; once per quiet spell,
+    never while work goes on."""
+
+    def __init__(
+        self,
+        quiet: float = QUIET_SECONDS,
+        trim: Callable[[], object] = give_back_freed_heap,
+    ) -> None:
+        self._quiet = quiet
+        self._trim = trim
+        self._work = 0  # bumped by the main thread; read by the trimmer (an int: atomic)
+        self._seen = self._trimmed = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="idle-trim", daemon=True)
+        self.trims = 0
+
+    def start(self) -> IdleTrim:
+        self._thread.start()
+        return self
+
+    def worked(self) -> None:
+        self._work += 1
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def look(self) -> bool:
+        """One look (the thread takes one every ``quiet`` seconds): trim if there was work
+        before the last look and none since. True if it trimmed."""
+        now = self._work
+        if now != self._seen:
+            self._seen = now  # work since the last look: wait for a quiet spell
+            return False
+        if now == self._trimmed:
+            return False  # quiet, and trimmed since the last work already
+        gc.collect()
+        self._trim()
+        self.trims += 1
+        self._trimmed = now
+        return True
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._quiet):
+            self.look()
+
+
+__all__ = ["QUIET_SECONDS", "IdleTrim", "give_back_freed_heap"]
