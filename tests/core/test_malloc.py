@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from trio_wrapper.core.malloc import IdleTrim, give_back_freed_heap
+from trio_wrapper.core.malloc import IdleTrim, QuietSpells, give_back_freed_heap
 
 
 def test_a_trim_comes_after_a_quiet_look_and_only_once() -> None:
@@ -38,3 +38,15 @@ def test_the_thread_trims_once_work_stops() -> None:
 def test_give_back_freed_heap_answers() -> None:
     # True on glibc, False elsewhere; never raises.
     assert give_back_freed_heap() in (True, False)
+
+
+def test_quiet_spells_when_dirty_at_start() -> None:
+    # The daemon's quiet trim starts dirty: what start-up left is given back at the first
+    # quiet look, then only after new activity.
+    spells = QuietSpells(7, dirty=True)
+    assert spells.due(7)
+    assert not spells.due(7)
+    assert not spells.due(8)
+    assert spells.due(8)
+    clean = QuietSpells(7)
+    assert not clean.due(7)

@@ -32,6 +32,30 @@ def give_back_freed_heap() -> bool:
     return bool(malloc_trim(0))
 
 
+class QuietSpells:
+    """When to give the heap back, as plain data: looking now and then at an activity
+    counter, a trim is due at the first look that sees it unchanged since the previous
+    look, once per quiet spell. ``dirty``: a trim is due at the first quiet look even
+    with no activity seen (what start-up left)."""
+
+    __slots__ = ("_dirty", "_seen")
+
+    def __init__(self, activity: int = 0, *, dirty: bool = False) -> None:
+        self._seen = activity
+        self._dirty = dirty
+
+    def due(self, activity: int) -> bool:
+        """One look: True if a trim is due now (and then not again until more activity)."""
+        if activity != self._seen:
+            self._seen = activity  # activity since the last look: wait for a quiet spell
+            self._dirty = True
+            return False
+        if not self._dirty:
+            return False  # quiet, and trimmed since the last activity already
+        self._dirty = False
+        return True
+
+
 class IdleTrim:
     """For a process whose main thread blocks on its input (the extraction worker): a
     daemon thread that, once ``worked()`` has not been called for ``quiet`` seconds after
@@ -46,7 +70,7 @@ class IdleTrim:
         self._quiet = quiet
         self._trim = trim
         self._work = 0  # bumped by the main thread; read by the trimmer (an int: atomic)
-        self._seen = self._trimmed = 0
+        self._spells = QuietSpells()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="idle-trim", daemon=True)
         self.trims = 0
@@ -65,16 +89,11 @@ class IdleTrim:
     def look(self) -> bool:
         """One look (the thread takes one every ``quiet`` seconds): trim if there was work
         before the last look and none since. True if it trimmed."""
-        now = self._work
-        if now != self._seen:
-            self._seen = now  # work since the last look: wait for a quiet spell
+        if not self._spells.due(self._work):
             return False
-        if now == self._trimmed:
-            return False  # quiet, and trimmed since the last work already
         gc.collect()
         self._trim()
         self.trims += 1
-        self._trimmed = now
         return True
 
     def _run(self) -> None:
@@ -82,4 +101,4 @@ class IdleTrim:
             self.look()
 
 
-__all__ = ["QUIET_SECONDS", "IdleTrim", "give_back_freed_heap"]
+__all__ = ["QUIET_SECONDS", "IdleTrim", "QuietSpells", "give_back_freed_heap"]

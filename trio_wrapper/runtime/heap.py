@@ -21,7 +21,9 @@ pymalloc's arenas went 60 → 77 (empty pools held in them 30 → 44 MB), and th
 measured quiet +20 to +29 % over six waves. ``malloc_trim`` cannot reach into those
 arenas; it does give back the free pages inside glibc's heap. So ``serve`` runs on
 glibc's malloc (:func:`use_system_allocator`: ``PYTHONMALLOC=malloc``, read only when
-the interpreter starts, hence a re-exec); the same soak then measured +6 to +13 %.
+the interpreter starts, hence a re-exec); the same soak then measured +6 to +13 %, and
+the 10-minute soak +6 to +27 % (median +19 %) where pymalloc measured +31 to +43 %
+(docs/benchmarks.md: what still grows is free heap around survivors).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import trio
 
-from trio_wrapper.core.malloc import QUIET_SECONDS, give_back_freed_heap
+from trio_wrapper.core.malloc import QUIET_SECONDS, QuietSpells, give_back_freed_heap
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +126,14 @@ class QuietTrim:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        last, dirty = self._activity(), True
+        spells = QuietSpells(self._activity(), dirty=True)  # start-up left garbage too
         with self._scope:
             while True:
                 await trio.sleep(self._quiet)
-                now = self._activity()
-                if now != last:
-                    last, dirty = now, True
-                elif dirty:
+                if spells.due(self._activity()):
                     gc.collect()
                     await self._trim()
                     self.trims += 1
-                    dirty = False
 
     def close(self) -> None:
         self._scope.cancel()
