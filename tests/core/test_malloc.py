@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 
-from trio_wrapper.core.malloc import IdleTrim, QuietSpells, give_back_freed_heap
+from trio_wrapper.core.malloc import IdleTrim, QuietSpells, give_back_freed_heap, libc_function
 
 
 def test_a_trim_comes_after_a_quiet_look_and_only_once() -> None:
@@ -50,3 +51,9 @@ def test_quiet_spells_when_dirty_at_start() -> None:
     assert spells.due(8)
     clean = QuietSpells(7)
     assert not clean.due(7)
+
+
+def test_libc_functions_are_looked_up_once() -> None:
+    first = libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
+    assert libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int) is first
+    assert libc_function("no_such_function_in_any_libc", (), ctypes.c_int) is None

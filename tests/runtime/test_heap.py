@@ -134,8 +134,7 @@ def test_no_interpreter_no_reexec() -> None:
 SCATTERED = """
 import gc, os
 from trio_wrapper.core.malloc import give_back_freed_heap
-from trio_wrapper.runtime.heap import keep_freed_heap
-from trio_wrapper.runtime.heap import use_system_allocator
+from trio_wrapper.runtime.heap import keep_freed_heap, use_system_allocator
 use_system_allocator()
 keep_freed_heap()
 def rss():

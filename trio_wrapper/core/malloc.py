@@ -9,27 +9,35 @@ after work: floods leave tens of megabytes freed but resident otherwise.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 # Quiet this long after work before the heap is given back.
 QUIET_SECONDS: Final = 5.0
 
 
+@functools.cache
+def libc_function(name: str, argtypes: tuple[Any, ...], restype: Any) -> Any | None:
+    """A function of the C library this process already runs on (looked up once, from
+    the process's own symbols: no search for the library, which would run ``ldconfig``),
+    or None when that library has none by this name (glibc's malloc tuning, elsewhere)."""
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = list(argtypes)
+    function.restype = restype
+    return function
+
+
 def give_back_freed_heap() -> bool:
     """Return the free pages of every malloc arena to the kernel (glibc's malloc_trim).
     False on another C library."""
-    path = ctypes.util.find_library("c")
-    try:
-        malloc_trim = ctypes.CDLL(path).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
-    return bool(malloc_trim(0))
+    malloc_trim = libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
+    return malloc_trim is not None and bool(malloc_trim(0))
 
 
 class QuietSpells:
@@ -101,4 +109,4 @@ class IdleTrim:
             self.look()
 
 
-__all__ = ["QUIET_SECONDS", "IdleTrim", "QuietSpells", "give_back_freed_heap"]
+__all__ = ["QUIET_SECONDS", "IdleTrim", "QuietSpells", "give_back_freed_heap", "libc_function"]
