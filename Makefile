@@ -47,6 +47,7 @@ test: lint
 
 bench: $(BSTAMP)
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/linewrite.py
 	$(BIN)/python bench/spawn.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/extract.py

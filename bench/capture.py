@@ -31,6 +31,8 @@ import httpx
 from common import (
     TERMINAL,
     BenchError,
+    add_daemon_env,
+    daemon_env,
     goal_line,
     load_average,
     machine,
@@ -225,7 +227,7 @@ serverurl=unix://{dir}/supervisor.sock
 
 PROGRAM_CONF = """
 [program:{name}]
-command={cat} {src}
+command={command}
 autostart=false
 autorestart=false
 startsecs=0
@@ -237,15 +239,18 @@ stderr_logfile_maxbytes=0
 
 
 class Supervisord:
-    """supervisord in the foreground with one ``cat`` program per run."""
+    """supervisord in the foreground with one program per run: ``cat SRC`` by default,
+    or ``command`` (an argv, joined with spaces: no argument may hold one)."""
 
-    def __init__(self, workdir: Path, src: Source, runs: int) -> None:
+    def __init__(
+        self, workdir: Path, src: Source, runs: int, command: list[str] | None = None
+    ) -> None:
         self.dir = workdir
         self.programs = [f"cat{i}" for i in range(runs)]
         conf = SUPERVISORD_CONF.format(dir=workdir)
-        cat = shutil.which("cat") or "/bin/cat"
+        argv = command or [shutil.which("cat") or "/bin/cat", str(src.path)]
         for name in self.programs:
-            conf += PROGRAM_CONF.format(name=name, cat=cat, src=src.path, dir=workdir)
+            conf += PROGRAM_CONF.format(name=name, command=" ".join(argv), dir=workdir)
         self.conf = workdir / "supervisord.conf"
         self.conf.write_text(conf)
         self.process: subprocess.Popen[bytes] | None = None
@@ -313,7 +318,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each (default 5)")
     parser.add_argument("--lines", type=int, default=2_000_000, help="transcript lines")
     parser.add_argument("--timeout", type=float, default=120.0, help="per capture, seconds")
+    add_daemon_env(parser)
     args = parser.parse_args()
+    env = daemon_env(args, {})
 
     path = transcript(args.lines)
     src = Source(path, path.stat().st_size, args.lines, sha256(path))
@@ -333,7 +340,7 @@ def main() -> int:
         try:
             supervisord.start()
             with (
-                running_daemon(workdir / "daemon") as daemon,
+                running_daemon(workdir / "daemon", env=env or None) as daemon,
                 httpx.Client(base_url=daemon.url, timeout=30.0) as client,
             ):
                 for run in range(args.runs):

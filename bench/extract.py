@@ -1,23 +1,25 @@
 """End-to-end extraction throughput: capture, line work, extraction, counts and events file.
 
-(a) text: a generated 2,000,000-line transcript mixing every category the text extractor
-knows (codex header, user/codex/thinking/exec markers, code fences, tokens used, errors,
-warnings, file created/modified/deleted lines; ~90% ordinary lines, some ANSI colour) is
-run through a REAL agent (``cat FILE``, format ``text``) of a real daemon. Timed: from the
-POST until GET /api/agents/<name> says ``completed`` with ``extraction.total_lines`` equal
-to the file's line count. Beside it, in the same run, Google's mtail (``--one_shot``)
+Every file of the benchmark corpus (bench/corpus.py: ``sparse`` about 5 % of lines a record,
+``mixed`` 25 %, ``dense`` 59 % with every category at least one line in 20, ``real-text``
+codex's plain output from tests/fixtures/transcripts repeated, and the real
+``codex-json`` / ``claude-stream-json`` transcripts repeated) is run through a REAL agent
+(``cat FILE``, 64 KiB writes, its own format) of a real daemon. Timed: from the POST until
+GET /api/agents/<name> says ``completed`` with ``extraction.total_lines`` equal to the
+file's line count. Beside each text file, in the same run, Google's mtail (``--one_shot``)
 counts the same categories with equivalent regexes over the same file; timed: the mtail
-process, wall clock. The runs alternate between the two.
-(b) codex-json and claude-stream-json: files built by repeating the real transcripts in
-tests/fixtures/transcripts, run the same way (no mtail).
+process, wall clock. The runs alternate between the two. Per category, both counts are
+printed (docs/benchmarks-extract.md says where and why they differ).
 
 Every run is verified: the stdout log has the source's size, the events file holds one
 record line per ``extraction.total_matches`` (and the same count per type as
 ``matches_by_type``), and the run's meta file agrees.
 
     .venv/bin/python bench/extract.py [--runs 3] [--lines 2000000] [--json-lines 200000]
+        [--kinds sparse,mixed,dense,real-text,real-codex-json,real-claude-json]
 
-Needs ``mtail`` on PATH (Debian: ``apt-get install mtail``).
+Needs ``mtail`` on PATH (Debian: ``apt-get install mtail``). A line-per-write child is
+bench/linewrite.py's.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from common import (
     running_daemon,
     worker_pids,
 )
-from extract_micro import json_lines, text_lines
+from corpus import KINDS, corpus_file, fmt_of, iter_kinds
 
 POLL_SECONDS = 0.01  # GET polling is kept light: each request takes the daemon's one core
 FILE_POLL_SECONDS = 0.002  # watching the log file's size costs the daemon nothing
@@ -146,6 +148,7 @@ class Source:
     path: Path
     lines: int
     size: int
+    kind: str = ""
 
 
 @dataclass
@@ -163,12 +166,6 @@ class MtailRun:
     cpu: float  # mtail's user + system CPU seconds (it is multi-threaded)
     lines: int
     by_type: dict[str, int] = field(default_factory=dict)
-
-
-def write_source(path: Path, fmt: str, lines: list[bytes]) -> Source:
-    data = b"\n".join(lines) + b"\n"
-    path.write_bytes(data)
-    return Source(fmt, path, len(lines), len(data))
 
 
 def file_size(path: Path) -> int:
@@ -330,10 +327,16 @@ def rate(lines: int, seconds: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each (default 3)")
-    parser.add_argument("--lines", type=int, default=2_000_000, help="text transcript lines")
+    parser.add_argument("--lines", type=int, default=2_000_000, help="lines of each text file")
     parser.add_argument("--json-lines", type=int, default=200_000, help="lines of each JSON file")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"corpus files, comma-separated (default: all of {', '.join(KINDS)})",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="per run, seconds")
     args = parser.parse_args()
+    kinds = list(iter_kinds(args.kinds))
     mtail = shutil.which("mtail")
     if mtail is None:
         raise BenchError("mtail is not on PATH (Debian: apt-get install mtail)")
@@ -344,110 +347,122 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"mtail: {version.splitlines()[0] if version else '?'}")
     print(f"load average before: {load_average()}")
-    text_runs: list[TrioRun] = []
-    mtail_runs: list[MtailRun] = []
-    json_runs: dict[str, list[TrioRun]] = {"codex-json": [], "claude-stream-json": []}
+    sources: list[Source] = []
+    for kind in kinds:
+        lines = args.lines if fmt_of(kind) == "text" else args.json_lines
+        path = corpus_file(kind, lines)
+        sources.append(Source(fmt_of(kind), path, lines, path.stat().st_size, kind))
+        print(
+            f"source {kind} ({fmt_of(kind)}): {lines:,} lines, {sources[-1].size:,} bytes "
+            f"({sources[-1].size / lines:.1f} bytes/line)"
+        )
+    trio_runs: dict[str, list[TrioRun]] = {src.kind: [] for src in sources}
+    mtail_runs: dict[str, list[MtailRun]] = {src.kind: [] for src in sources}
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp:
         workdir = Path(tmp)
         progs = workdir / "progs"
         progs.mkdir()
         (progs / "extract.mtail").write_text(MTAIL_PROGRAM, encoding="utf-8")
-        text = write_source(workdir / "transcript.txt", "text", text_lines(args.lines))
-        sources = [
-            write_source(workdir / f"{name}.jsonl", fmt, json_lines(f"{name}/*.jsonl", n))
-            for name, fmt, n in [
-                ("codex", "codex-json", args.json_lines),
-                ("claude", "claude-stream-json", args.json_lines),
-            ]
-        ]
-        for src in [text, *sources]:
-            print(
-                f"source {src.fmt}: {src.lines:,} lines, {src.size:,} bytes "
-                f"({src.size / src.lines:.1f} bytes/line)"
-            )
         with (
             running_daemon(workdir / "daemon") as daemon,
             httpx.Client(base_url=daemon.url, timeout=60.0) as client,
         ):
             print(f"daemon pid {daemon.pid} at {daemon.url}", flush=True)
-            for run in range(args.runs):
-                tw = run_trio_wrapper(client, daemon.pid, text, f"text-{run}", args.timeout)
-                text_runs.append(tw)
-                mt = run_mtail(mtail, progs, text, workdir, args.timeout)
-                mtail_runs.append(mt)
-                print(
-                    f"text run {run + 1}: trio_wrapper {tw.seconds:.3f} s "
-                    f"({rate(text.lines, tw.seconds)} lines/s, {tw.total_matches:,} records); "
-                    f"mtail {mt.seconds:.3f} s ({rate(text.lines, mt.seconds)} lines/s)",
-                    flush=True,
-                )
             for src in sources:
                 for run in range(args.runs):
-                    tw = run_trio_wrapper(client, daemon.pid, src, f"{src.fmt}-{run}", args.timeout)
-                    json_runs[src.fmt].append(tw)
-                    print(
-                        f"{src.fmt} run {run + 1}: trio_wrapper {tw.seconds:.3f} s "
-                        f"({rate(src.lines, tw.seconds)} lines/s, {tw.total_matches:,} records)",
-                        flush=True,
+                    name = f"{src.kind}-{run}"
+                    tw = run_trio_wrapper(client, daemon.pid, src, name, args.timeout)
+                    trio_runs[src.kind].append(tw)
+                    text = (
+                        f"{src.kind} run {run + 1}: trio_wrapper {tw.seconds:.3f} s "
+                        f"({rate(src.lines, tw.seconds)} lines/s, {tw.total_matches:,} records)"
                     )
+                    if src.fmt == "text":
+                        mt = run_mtail(mtail, progs, src, workdir, args.timeout)
+                        mtail_runs[src.kind].append(mt)
+                        text += (
+                            f"; mtail {mt.seconds:.3f} s ({rate(src.lines, mt.seconds)} lines/s)"
+                        )
+                    print(text, flush=True)
 
     rows: list[list[object]] = []
-
-    def row(label: str, tool: str, lines: int, seconds: float, cpu: float) -> None:
-        rows.append([label, tool, f"{seconds:.3f}", rate(lines, seconds), f"{cpu:.2f}"])
-
-    for i, (tw, mt) in enumerate(zip(text_runs, mtail_runs, strict=True)):
-        row(f"text run {i + 1}", "trio_wrapper", text.lines, tw.seconds, tw.cpu)
-        row(f"text run {i + 1}", "mtail", text.lines, mt.seconds, mt.cpu)
-    tw_text = median([r.seconds for r in text_runs])
-    mt_text = median([r.seconds for r in mtail_runs])
-    row("text median", "trio_wrapper", text.lines, tw_text, median([r.cpu for r in text_runs]))
-    row("text median", "mtail", text.lines, mt_text, median([r.cpu for r in mtail_runs]))
-    json_medians: dict[str, float] = {}
+    medians: dict[str, tuple[float, float | None]] = {}
     for src in sources:
-        runs = json_runs[src.fmt]
-        for i, tw in enumerate(runs):
-            row(f"{src.fmt} run {i + 1}", "trio_wrapper", src.lines, tw.seconds, tw.cpu)
-        secs = json_medians[src.fmt] = median([r.seconds for r in runs])
-        cpu = median([r.cpu for r in runs])
-        row(f"{src.fmt} median", "trio_wrapper", src.lines, secs, cpu)
+        runs, peers = trio_runs[src.kind], mtail_runs[src.kind]
+        tw_s = median([r.seconds for r in runs])
+        mt_s = median([r.seconds for r in peers]) if peers else None
+        medians[src.kind] = (tw_s, mt_s)
+        rows.append(
+            [
+                src.kind,
+                "trio_wrapper",
+                " / ".join(f"{r.seconds:.3f}" for r in runs),
+                rate(src.lines, tw_s),
+                f"{median([r.cpu for r in runs]):.2f}",
+                f"{src.lines / tw_s / (src.lines / mt_s):.1f}x" if mt_s else "",
+            ]
+        )
+        if mt_s is not None:
+            rows.append(
+                [
+                    src.kind,
+                    "mtail",
+                    " / ".join(f"{r.seconds:.3f}" for r in peers),
+                    rate(src.lines, mt_s),
+                    f"{median([r.cpu for r in peers]):.2f}",
+                    "",
+                ]
+            )
     print()
-    print_table(["run", "tool", "wall s", "lines/s", "CPU s"], rows)
+    print_table(["file", "tool", "wall s (runs)", "lines/s (median)", "CPU s", "vs mtail"], rows)
     print(
         "(CPU s: user + system seconds during the run of the daemon and its extraction"
-        " worker, or of mtail)"
+        " worker, or of mtail; medians)"
     )
-
-    print()
-    types = sorted(set(text_runs[-1].by_type) | set(mtail_runs[-1].by_type))
-    print_table(
-        ["text category", "trio_wrapper records", "mtail count"],
-        [[t, text_runs[-1].by_type.get(t, 0), mtail_runs[-1].by_type.get(t, 0)] for t in types]
-        + [["total", text_runs[-1].total_matches, sum(mtail_runs[-1].by_type.values())]],
-    )
-    print()
     for src in sources:
-        last = json_runs[src.fmt][-1]
-        counts = ", ".join(f"{k} {v:,}" for k, v in sorted(last.by_type.items()))
-        print(f"{src.fmt} records: {last.total_matches:,} ({counts})")
+        last = trio_runs[src.kind][-1]
+        print()
+        if src.fmt == "text":
+            peer = mtail_runs[src.kind][-1].by_type
+            types = sorted(set(last.by_type) | set(peer))
+            print(f"{src.kind}: records by category")
+            print_table(
+                ["category", "trio_wrapper records", "mtail count"],
+                [[t, last.by_type.get(t, 0), peer.get(t, 0)] for t in types]
+                + [["total", last.total_matches, sum(peer.values())]],
+            )
+        else:
+            counts = ", ".join(f"{k} {v:,}" for k, v in sorted(last.by_type.items()))
+            print(f"{src.kind} records: {last.total_matches:,} ({counts})")
     print(f"load average after: {load_average()}")
     print(
         "verified every run: log size = source size, total_lines = source lines, events-file "
         "records = total_matches (per type too), final meta file agrees; mtail lines = source"
     )
     print()
-    tw_rate, mt_rate = text.lines / tw_text, text.lines / mt_text
-    print(goal_line(tw_rate >= TEXT_GOAL, f"text {tw_rate:,.0f} lines/s (goal {TEXT_GOAL:,})"))
-    print(
-        goal_line(
-            tw_rate >= MTAIL_FACTOR * mt_rate,
-            f"text {tw_rate / mt_rate:.1f}x mtail's {mt_rate:,.0f} lines/s "
-            f"(goal {MTAIL_FACTOR:.0f}x)",
-        )
-    )
     for src in sources:
-        r = src.lines / json_medians[src.fmt]
-        print(goal_line(r >= JSON_GOAL, f"{src.fmt} {r:,.0f} lines/s (goal {JSON_GOAL:,})"))
+        tw_s, mt_s = medians[src.kind]
+        tw_rate = src.lines / tw_s
+        if mt_s is None:
+            print(
+                goal_line(
+                    tw_rate >= JSON_GOAL, f"{src.kind} {tw_rate:,.0f} lines/s (goal {JSON_GOAL:,})"
+                )
+            )
+            continue
+        mt_rate = src.lines / mt_s
+        print(
+            goal_line(
+                tw_rate >= TEXT_GOAL, f"{src.kind} {tw_rate:,.0f} lines/s (goal {TEXT_GOAL:,})"
+            )
+        )
+        print(
+            goal_line(
+                tw_rate >= MTAIL_FACTOR * mt_rate,
+                f"{src.kind} {tw_rate / mt_rate:.1f}x mtail's {mt_rate:,.0f} lines/s "
+                f"(goal {MTAIL_FACTOR:.0f}x)",
+            )
+        )
     return 0
 
 

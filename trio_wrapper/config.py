@@ -130,7 +130,7 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Agent names become directory names (at most core.names.MAX_NAME_LENGTH).
     max_name_length: int = DEFAULT_MAX_NAME_LENGTH
     max_line_bytes: int = 64 * 1024
-    read_chunk_bytes: int = 64 * 1024
+    read_chunk_bytes: int = 1024 * 1024  # as big as the pipe buffer (runtime/pipes.py)
     # Extraction records one agent keeps in memory, per kind: the most ?limit= returns.
     max_records: int = 10_000
     # ... and for the kinds with long text (prompt, response, code_block), their JSON bytes.
@@ -164,7 +164,8 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    client_buffer: int = 100
+    client_buffer: int = 1_000_000  # events (log lines, records, states) waiting per client
+    client_buffer_bytes: int = 128 * 1024 * 1024  # ... and at most this much of their weight
     ping_interval_seconds: float = 15.0
     stall_timeout_seconds: float = 120.0
     sweep_interval_seconds: float = 30.0

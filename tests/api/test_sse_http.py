@@ -192,7 +192,8 @@ def paused_socket(port: int, path: str) -> socket.socket:
 
 async def test_a_paused_client_gets_a_gap_while_another_gets_everything(tmp_path: Path) -> None:
     lines = 30_000
-    async with live_server(tmp_path) as live:
+    # The buffer (in events) holds a third of the burst: a client that reads nothing loses.
+    async with live_server(tmp_path, sse={"client_buffer": 10_000}) as live:
         agent = await live.supervisor.start(
             AgentSpec("fire", [*BURSTS, str(lines), "gated"], stdin=True)
         )
@@ -237,7 +238,7 @@ async def test_a_paused_client_gets_a_gap_while_another_gets_everything(tmp_path
 
 async def test_shutdown_with_a_paused_client_still_ends(tmp_path: Path) -> None:
     with trio.fail_after(15):
-        async with live_server(tmp_path) as live:
+        async with live_server(tmp_path, sse={"client_buffer": 5_000}) as live:
             await live.supervisor.start(AgentSpec("talk", [*BURSTS, "20000"]))
             paused = paused_socket(live.port, "/api/agents/talk/stream")
             await wait_for(lambda: live.hub.total_clients == 1)

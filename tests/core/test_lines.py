@@ -7,7 +7,14 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_wrapper.core.lines import Lines, LineSplitter, _has_line_over, after_newline, joined
+from trio_wrapper.core.lines import (
+    Lines,
+    LineSplitter,
+    _has_line_over,
+    after_newline,
+    joined,
+    total_length,
+)
 
 
 def split_all(data: bytes, cuts: list[int], cap: int) -> tuple[list[bytes], list[int]]:
@@ -156,3 +163,15 @@ def test_plain_reads_stay_one_buffer() -> None:
     assert not isinstance(splitter.feed(b"dos\r\n").lines, Lines)
     assert splitter.feed(b"x" * 25 + b"\n").lines == [b"x" * 10, b"x" * 10, b"x" * 5]
     assert splitter.feed(b"\n").lines == [b""]
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\x00", b"\n"))))
+def test_total_length_is_the_sum_of_the_lines_without_splitting(chunks: list[bytes]) -> None:
+    splitter = LineSplitter(max_line_bytes=1 << 20)
+    for chunk in chunks:
+        lines = splitter.feed(chunk).lines
+        before_split = total_length(lines)  # a Lines buffer, not split yet
+        assert before_split == sum(len(line) for line in lines) == total_length(lines)
+    assert total_length(Lines(b"a\n\nbc", 3)) == 3
+    assert total_length(Lines(b"", 0)) == 0

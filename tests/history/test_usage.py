@@ -161,3 +161,15 @@ def test_model_from_command() -> None:
     assert model_from_command(["claude", "--model=opus", "-p", "x"]) == "opus"
     assert model_from_command(["aider", "--model", "gpt-4o"]) == "gpt-4o"
     assert model_from_command(["sh", "-c", "echo"]) is None
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FORMATS if n.endswith(".jsonl")))
+def test_a_batch_tallies_as_its_records_one_by_one(name: str) -> None:
+    found = Found.of(extract(FORMATS[name], lines_of(name)))
+    batch = UsageTally("m0")
+    batch.add_found(found)
+    single = UsageTally("m0")
+    for line in found.lines():
+        single.add_json(line)
+    assert batch.totals() == single.totals()
+    assert (batch.files, batch.model) == (single.files, single.model)

@@ -125,3 +125,30 @@ async def test_a_reader_busy_for_good_holds_line_work_back_only_so_long(
         assert seen == [b"x"]  # still busy, but the deferral is over
         pipeline.end("stdout")
     assert pipeline.done.is_set()
+
+
+async def test_chunks_waiting_in_memory_go_through_line_work_together(
+    tmp_path: Path, mock_clock: trio.testing.MockClock
+) -> None:
+    # A line per write: the reads queued while line work was behind become one batch,
+    # then an end-of-stream (and another stream's chunk) are not merged across.
+    log = tmp_path / "out.log"
+    log.write_bytes(b"")
+    seen: list[list[bytes]] = []
+    pipeline = LinePipeline(
+        {"stdout": log, "stderr": tmp_path / "err.log"},
+        lambda _s, b: seen.append(list(b.lines)),
+        max_line_bytes=100,
+    )
+    offset = 0
+    for line in [b"a\n", b"b\n", b"c", b"d\n"]:
+        append(log, line)
+        pipeline.submit("stdout", offset, line, busy=False)
+        offset += len(line)
+    pipeline.submit("stderr", 0, b"e\n", busy=False)
+    pipeline.submit("stdout", offset, b"f\n", busy=False)
+    pipeline.end("stdout")
+    pipeline.end("stderr")
+    await pipeline.run()
+    assert seen == [[b"a", b"b", b"cd"], [b"e"], [b"f"]]
+    assert pipeline.deliveries == 3

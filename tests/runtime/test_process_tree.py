@@ -27,7 +27,7 @@ from trio_wrapper.core.errors import Refusal
 from trio_wrapper.core.status import Status
 from trio_wrapper.runtime import proctree, views
 from trio_wrapper.runtime.agent import Agent, AgentSpec
-from trio_wrapper.runtime.process import child_env
+from trio_wrapper.runtime.process import child_env, nothing_left_behind
 from trio_wrapper.runtime.supervisor import Supervisor
 
 NEVER = 3600.0  # a grace no test sits out: only signals end these stops
@@ -388,3 +388,20 @@ async def test_an_interrupted_runs_leftovers_are_reported_and_killed(
     assert leader.wait(GUARD) == -signal.SIGKILL
     assert escaped.wait(GUARD) == -signal.SIGKILL
     await sup.shutdown()
+
+
+def test_nothing_left_behind_says_so_only_where_it_can_know(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # This process is no subreaper: orphans go elsewhere, so only a look at the tree knows.
+    assert not proctree.is_subreaper()
+    assert nothing_left_behind() is False
+    # As a subreaper, a live child in a session of its own that no run claims as its
+    # leader (what a run left behind and the subreaper took in) means "look".
+    monkeypatch.setattr(proctree, "_subreaper", True)
+    stray = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        assert nothing_left_behind() is False
+    finally:
+        stray.kill()
+        stray.wait()

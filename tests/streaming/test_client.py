@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trio_wrapper.streaming.client import (
+    DELIVERY_BYTES,
     TRANSITIONS,
     ClientState,
     FanoutClient,
@@ -125,19 +126,21 @@ def test_wake_is_the_runtimes_business() -> None:
     assert client.state is S.STREAMING
 
 
-def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
-    client = FanoutClient(1, "a1", limit=3)
+def test_client_buffer_counts_events_and_drops_the_oldest_deliveries() -> None:
+    client = FanoutClient(1, "a1", limit=30)
     deliveries = [
         Published.of_lines("a1", first, 1000 + first, [b"x"] * 10, "stdout", first)
         for first in range(1, 51, 10)
     ]  # five reads of ten lines: ids 1..50
     dropped = [client.push(d) for d in deliveries]
     assert dropped == [0, 0, 0, 10, 10]
+    assert client.buffered == 30
     runs, gap = client.take()
     assert gap == Gap(missed=20, first_id=1, last_id=20)
     assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
-    assert client.take() == ([], None)
-    # One read larger than any event count is still delivered whole.
+    assert client.take() == ((), None)
+    assert client.buffered == 0
+    # One read larger than the limit is still delivered whole.
     assert client.push(Published.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
     assert client.take()[0][0].count == 5000
     # The all-agents stream counts in global ids.
@@ -147,9 +150,46 @@ def test_client_buffer_counts_deliveries_and_drops_the_oldest() -> None:
     assert everyone.take()[1] == Gap(missed=2, first_id=101, last_id=102)
 
 
+def test_client_buffer_holds_as_many_lines_whatever_the_write_size() -> None:
+    # 100 lines in one read or one line per read: the same 100 fit, the 101st drops one.
+    whole = FanoutClient(1, "a1", limit=100)
+    assert whole.push(Published.of_lines("a1", 1, 1, [b"x"] * 100, "stdout", 1)) == 0
+    single = FanoutClient(2, "a1", limit=100)
+    assert [
+        single.push(Published.of_lines("a1", i, i, [b"x"], "stdout", i)) for i in range(1, 101)
+    ] == [0] * 100
+    assert single.push(Published.of_lines("a1", 101, 101, [b"x"], "stdout", 101)) == 1
+    assert single.take()[1] == Gap(missed=1, first_id=1, last_id=1)
+
+
 def test_an_idle_client_holds_no_buffer() -> None:
     client = FanoutClient(1, "a1", limit=3)
     assert client.batches is None
     client.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
     client.take()
     assert client.batches is None
+
+
+def test_client_buffer_is_bounded_in_bytes_too() -> None:
+    # Each delivery weighs its text, 48 bytes a line and DELIVERY_BYTES.
+    client = FanoutClient(1, "a1", limit=1_000_000)
+    one = Published.of_lines("a1", 1, 1, [b"x" * 52] * 10, "stdout", 1)
+    weight = one.size + DELIVERY_BYTES
+    assert weight == 10 * (52 + 48) + DELIVERY_BYTES
+    client.byte_limit = 3 * weight
+    dropped = [
+        client.push(Published.of_lines("a1", f, f, [b"x" * 52] * 10, "stdout", f))
+        for f in range(1, 51, 10)
+    ]
+    assert dropped == [0, 0, 0, 10, 10]
+    assert (client.buffered, client.buffered_bytes) == (30, 3 * weight)
+    runs, gap = client.take()
+    assert sum(run.count for run in runs) == 30
+    assert gap == Gap(missed=20, first_id=1, last_id=20)
+    assert client.buffered_bytes == 0
+    # The same lines one per delivery weigh more: fewer of them fit.
+    single = FanoutClient(2, "a1", limit=1_000_000)
+    single.byte_limit = 3 * weight
+    for i in range(1, 31):
+        single.push(Published.of_lines("a1", i, i, [b"x" * 52], "stdout", i))
+    assert single.buffered == 3 * weight // (52 + 48 + DELIVERY_BYTES)

@@ -16,6 +16,7 @@ from trio_wrapper.streaming.fanout import Fanout
 @dataclass(frozen=True)
 class Limits:
     client_buffer: int = 100
+    client_buffer_bytes: int = 64 * 1024 * 1024
     retained_per_agent: int = 1000
     retained_global: int = 10_000
     retained_bytes_per_agent: int = 2 * 1024 * 1024

@@ -60,9 +60,9 @@ class Lines(Sequence[bytes]):
             return after_newline(self._list)
         return b"".join((b"\n", memoryview(self._data)[: self._end]))
 
-    @property
-    def nbytes(self) -> int:
-        """The lines' own bytes, without their newlines."""
+    def total_length(self) -> int:
+        """``sum(map(len, self))``, without splitting the buffer: its lines' bytes are the
+        joined text's, less one newline between each two."""
         if self._list is not None:
             return sum(map(len, self._list))
         return self._end - self._count + 1 if self._count else 0
@@ -121,6 +121,11 @@ def joined(lines: Sequence[bytes]) -> bytes:
 def joined_view(lines: Sequence[bytes]) -> bytes | memoryview:
     """The lines joined by ``\\n``, as a view of a :class:`Lines` buffer where possible."""
     return lines.view() if type(lines) is Lines else b"\n".join(lines)
+
+
+def total_length(lines: Sequence[bytes]) -> int:
+    """The bytes of all the lines (newlines not counted); a :class:`Lines` is not split."""
+    return lines.total_length() if type(lines) is Lines else sum(map(len, lines))
 
 
 def after_newline(lines: Sequence[bytes]) -> bytes:

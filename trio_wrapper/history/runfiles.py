@@ -3,8 +3,8 @@ found on start.
 
 Layout (the seed's): ``<logs>/agents/<name>/<YYYY-MM-DD-HH-MM-SS>-{stdout,stderr}.log``,
 ``-events.jsonl`` and ``-meta.json``. Writes here are small or already chunked by the
-reader, so they go straight to the OS from the event loop: a 64 KiB write into the page
-cache costs microseconds, less than a hop to a worker thread would.
+reader, so they go straight to the OS from the event loop: a read's write (up to 1 MiB)
+into the page cache costs less than a hop to a worker thread and back would.
 """
 
 from __future__ import annotations

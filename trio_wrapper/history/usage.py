@@ -104,6 +104,7 @@ class UsageRecord(msgspec.Struct, gc=False):
 
 
 _decode_record = msgspec.json.Decoder(UsageRecord).decode
+_decode_records = msgspec.json.Decoder(list[UsageRecord]).decode
 
 
 @dataclass(slots=True)
@@ -174,9 +175,18 @@ class UsageTally:
         kinds = found.kinds
         if not any(kind in _WANTED for kind in set(kinds)):
             return
-        for kind, line in zip(kinds, found.lines(), strict=True):
-            if kind in _WANTED:
+        wanted = [line for kind, line in zip(kinds, found.lines(), strict=True) if kind in _WANTED]
+        try:
+            # One decode for the batch: a Claude run has a metric or two on every line.
+            records = _decode_records(b"[" + b",".join(wanted) + b"]")
+        except msgspec.DecodeError:
+            for line in wanted:  # never expected (the extractor encoded them): one by one
                 self.add_json(line)
+            return
+        add = self.add
+        for record in records:
+            if record.line_num is not None:
+                add(record)
 
     def add_events_file(self, data: bytes) -> None:
         """A whole events file's content (``<stamp>-events.jsonl``)."""

@@ -71,6 +71,7 @@ from trio_wrapper.runtime.process import (
     StdinClosed,
     StdinWriter,
     child_streams,
+    nothing_left_behind,
     signal_group,
     wait_leader,
 )
@@ -149,7 +150,7 @@ class Agent:
         *,
         observers: Sequence[AgentObserver] = (),
         max_line_bytes: int = 64 * 1024,
-        read_chunk_bytes: int = 64 * 1024,
+        read_chunk_bytes: int = 1024 * 1024,
         stop_grace_seconds: float = 10.0,
         rules: Sequence[Rule] = (),
         worker: ExtractionWorker | None = None,
@@ -804,7 +805,14 @@ class Agent:
         return self._remember(infos)
 
     async def _wait_tree_gone(self) -> None:
-        while not self._tree_given_up and await self.tree():
+        while not self._tree_given_up:
+            # Once the leader has exited, the usual answer (nothing left) comes from the
+            # daemon's own children, without a look at every process (docs/decisions.md).
+            in_cgroup = self.mark is not None and self.mark.cgroup is not None
+            if self._exited.is_set() and not in_cgroup and nothing_left_behind():
+                return
+            if not await self.tree():
+                return
             with trio.move_on_after(TREE_POLL_SECONDS):
                 await self._tree_wakeup.wait()
             self._tree_wakeup = trio.Event()

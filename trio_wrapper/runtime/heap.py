@@ -1,7 +1,7 @@
 """The C heap of a daemon that handles floods: keep freed memory instead of returning it.
 
-Under a flood every read becomes Python objects that die a moment later: 64 KiB chunks,
-1 MiB read-backs from the log file, one bytes object per JSON line (most too big for
+Under a flood every read becomes Python objects that die a moment later: reads of up to
+1 MiB, 1 MiB read-backs from the log file, one bytes object per JSON line (most too big for
 Python's own small-object allocator, so they come from glibc's malloc). With glibc's
 defaults, buffers of 128 KiB and more are fresh ``mmap`` s and the top of the heap is
 given back to the kernel as soon as 128 KiB of it is free; the next read faults the

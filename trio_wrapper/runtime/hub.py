@@ -11,6 +11,7 @@ hub, the pacemaker, wakes them for their pings and reads their connections' disc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class HubLimits:
     the same defaults); the others are tuning kept out of the configuration."""
 
     client_buffer: int = _SSE.client_buffer
+    client_buffer_bytes: int = _SSE.client_buffer_bytes
     retained_per_agent: int = _SSE.retained_events_per_agent
     retained_global: int = _SSE.retained_events_global
     retained_bytes_per_agent: int = _SSE.retained_bytes_per_agent
@@ -51,10 +53,11 @@ class HubLimits:
     # The pacemaker's period: how late a ping may be, and how soon a disconnect is seen.
     poll_interval: float = 0.5
     shutdown_grace: float = 1.0
-    # How long news waits for the next flush (``Hub.flush_delay``): 0.05 ms a client, 10 ms
-    # at most. Each send costs about the same CPU whatever it carries (about 30 us): at
-    # 100 clients this keeps the daemon under two thirds of a core for an agent printing
-    # a line every millisecond, with a p99 delay of about 16 ms (docs/benchmarks.md).
+    # The least time between two flushes (``Hub.flush_delay``): 0.05 ms a client, 10 ms at
+    # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send
+    # costs about the same CPU whatever it carries (about 30 us): at 100 clients this
+    # keeps the daemon under two thirds of a core for an agent printing a line every
+    # millisecond (docs/benchmarks.md).
     coalesce: float = 0.010
     coalesce_per_client: float = 5e-5
 
@@ -63,6 +66,7 @@ class HubLimits:
         """The limits ``[sse]`` sets; the rest keep their defaults."""
         return cls(
             client_buffer=sse.client_buffer,
+            client_buffer_bytes=sse.client_buffer_bytes,
             retained_per_agent=sse.retained_events_per_agent,
             retained_global=sse.retained_events_global,
             retained_bytes_per_agent=sse.retained_bytes_per_agent,
@@ -185,16 +189,27 @@ class Hub(Fanout[Client]):
             trio.lowlevel.reschedule(task)
 
     async def _flush_loop(self) -> None:
-        """One timer for all streams: news waits ``flush_delay`` after the first of it, then
-        every client that has some is released at once. A timer per stream would cost
-        each of them a cancel scope and a deadline per send."""
+        """One timer for all streams, adapting to the load: news that comes after a quiet
+        spell (nothing flushed for ``flush_delay``) goes out at once, and while news keeps
+        coming it waits until ``flush_delay`` after the previous flush, so flushes never
+        come closer together than that: every client that has news is released at once.
+        A timer per stream would cost each of them a cancel scope and a deadline per
+        send; a fixed delay after the first news would hold every lone line for it."""
+        last_flush = -math.inf
         while not self._closed.is_set():
             if not self._due:
                 self._flusher = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_flusher)
                 continue
-            await trio.sleep(self.flush_delay)
+            due = last_flush + self.flush_delay
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+            else:
+                # Idle until now: one turn of the scheduler, so that what the same read
+                # of the child published goes in the same send, then out.
+                await trio.lowlevel.cancel_shielded_checkpoint()
             self.flush()
+            last_flush = trio.current_time()
 
     def _abort_flusher(self, _: object) -> trio.lowlevel.Abort:
         self._flusher = None

@@ -33,6 +33,13 @@ READ_BACK = 1024 * 1024  # bytes read back from a log file at a time
 # A busy reader is left alone at most this long before one piece of line work is done, so
 # counts and extractions keep moving even under a flood that never lets up.
 MAX_DEFER_SECONDS = 0.01
+# Chunks of one stream waiting in memory go through line work together, up to this many
+# bytes: a child writing a line per ``write(2)`` gives a read per line whenever the
+# daemon keeps up, and each piece of line work has a fixed cost downstream (observers,
+# a message to the extraction worker and its answer, a record batch published, an SSE
+# delivery). Waiting chunks are only there while the daemon is behind, so this adds no
+# delay when output is slow: the first chunk is worked on as soon as it comes.
+COALESCE_BYTES = 1024 * 1024
 
 Deliver = Callable[[str, LineBatch], None]
 Ready = Callable[[], Awaitable[None]]
@@ -100,6 +107,7 @@ class LinePipeline:
         self._wakeup = trio.Event()
         self._read_fds: dict[str, int] = {}
         self.deferred_bytes = 0  # how much went by way of the file: a figure for tests
+        self.deliveries = 0  # batches handed on: a figure for tests
         self.done = trio.Event()
         self._idle = trio.Event()
 
@@ -197,7 +205,7 @@ class LinePipeline:
             batch = splitter.flush()
         elif item.data is not None:
             self._queued_bytes -= item.length
-            batch = splitter.feed(item.data)
+            batch = splitter.feed(self._coalesced(item))
         elif item.gap:
             batch = self._gap(stream, item.length, None)
         else:
@@ -212,7 +220,28 @@ class LinePipeline:
                 missing = self._gap(stream, piece - len(data), why)
                 batch = _joined(batch, missing)
         if batch.lines:
+            self.deliveries += 1
             self._deliver(stream, batch)
+
+    def _coalesced(self, item: _Pending) -> bytes:
+        """``item``'s bytes and those of the chunks of its stream waiting in memory right
+        behind it (taken off the queue), up to ``COALESCE_BYTES``."""
+        data = item.data
+        assert data is not None
+        queue = self._queue
+        if not queue or len(data) >= COALESCE_BYTES:
+            return data
+        parts = [data]
+        size = len(data)
+        while queue:
+            nxt = queue[0]
+            if nxt.data is None or nxt.stream != item.stream or size + nxt.length > COALESCE_BYTES:
+                break
+            queue.popleft()
+            self._queued_bytes -= nxt.length
+            parts.append(nxt.data)
+            size += nxt.length
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _gap(self, stream: str, length: int, why: str | None) -> LineBatch:
         """``length`` bytes of ``stream`` will never be lines: say so; the line they cut

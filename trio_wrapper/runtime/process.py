@@ -143,6 +143,18 @@ async def spawn(
     return process, master
 
 
+def nothing_left_behind() -> bool:
+    """True when, right now, no agent can have a process alive outside its leader: the
+    daemon is a child subreaper (so whatever a leader that has exited left running was
+    re-parented here, at its exit, however it left the session), no spawn is under way,
+    and every child of the daemon is a live run's leader or in the daemon's own session
+    (the extraction worker). A few small reads of ``/proc/self``, where a full look at a
+    run's tree reads every process's. False says nothing: look at the tree."""
+    if _spawning or not proctree.is_subreaper():
+        return False
+    return not any(not info.dead for info in proctree.strays(LEADERS, spawning=False))
+
+
 async def wait_leader(process: trio.Process) -> int:
     """Wait for the leader's exit (trio reaps it), then forget it as ours to wait for."""
     try:

@@ -254,12 +254,19 @@ def alive(pid: int, start: int | None) -> bool:
 # ---- the daemon as a subreaper ------------------------------------------------------------
 
 PR_SET_CHILD_SUBREAPER = 36
+_subreaper = False  # become_subreaper succeeded in this process
+
+
+def is_subreaper() -> bool:
+    """Whether :func:`become_subreaper` made this process a child subreaper."""
+    return _subreaper
 
 
 def become_subreaper() -> str | None:
     """Make this process the reaper of its orphaned descendants (Linux ≥ 3.4): what an
     agent leaves behind with setsid or a double fork is re-parented here, not to init.
     None on success, else why not."""
+    global _subreaper
     try:
         import ctypes
 
@@ -268,6 +275,7 @@ def become_subreaper() -> str | None:
             return os.strerror(ctypes.get_errno())
     except (OSError, AttributeError) as exc:
         return str(exc)
+    _subreaper = True
     return None
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from trio_wrapper.streaming.replay import Gap
@@ -91,18 +92,27 @@ TRANSITIONS: Final[Mapping[ClientState, Mapping[Transition, ClientState]]] = {
 }
 
 
+# What one more buffered delivery costs besides its text (the run object, its events'
+# list when built, the deque's slot), roughly.
+DELIVERY_BYTES: Final = 512
+DEFAULT_BYTE_LIMIT: Final = 128 * 1024 * 1024
+
+
 class FanoutClient:
     """One SSE connection's buffer and state.
 
-    The buffer is counted in deliveries: a delivery is what one read of the agent's output
-    produced (one line or a 64 KiB read's worth). Counting single lines would make a client
-    that keeps up perfectly lose lines whenever an agent prints a burst; counting reads
-    loses only for a client that missed ``limit`` consecutive wake-ups. ``push`` is O(1)
-    while the client keeps up. Past the limit the *oldest* delivery goes, and the loss is
-    accounted as one ``Gap`` reported before what is sent next.
+    The buffer is bounded in events and in bytes, however the agent happened to write them
+    (a delivery is what line work took in one go: one line, or up to a megabyte's worth of
+    them): at most ``limit`` events (log lines, records, states) and ``byte_limit`` bytes
+    may wait for the client. A delivery's bytes are its text, a per-event overhead and
+    :data:`DELIVERY_BYTES` (what holding one more delivery costs), so a thousand single
+    lines weigh more than one read of a thousand. Past either limit the *oldest* deliveries
+    go, whole, until both hold (the newest delivery is always kept, even alone above
+    them), and the loss is accounted as one ``Gap`` reported before what is sent next.
+    ``push`` is O(1) while the client keeps up.
 
     Thousands of clients sit idle for hours (the goal is 20 KB each, the connection
-    included), so an idle client holds no buffer: the list is made by the first push
+    included), so an idle client holds no buffer: the deque is made by the first push
     after each ``take``.
 
     ``queued``: in the hub's list for its next flush; ``released``: that flush came, so
@@ -115,6 +125,9 @@ class FanoutClient:
         "_missed",
         "agent",
         "batches",
+        "buffered",
+        "buffered_bytes",
+        "byte_limit",
         "limit",
         "number",
         "peer",
@@ -135,8 +148,11 @@ class FanoutClient:
         self.number = number
         self.peer = peer  # the TCP peer, to abort a connection the server won't let go
         self.agent = agent  # None: the all-agents stream
-        self.limit = limit
-        self.batches: list[Published] | None = None
+        self.limit = limit  # events
+        self.batches: deque[Published] | None = None
+        self.buffered = 0  # events in ``batches``
+        self.byte_limit = DEFAULT_BYTE_LIMIT  # the fan-out sets its configured one
+        self.buffered_bytes = 0  # their weight: see the class's doc
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -185,26 +201,37 @@ class FanoutClient:
         Past the limit, the oldest deliveries go. Returns how many events were dropped."""
         batches = self.batches
         if batches is None:
-            batches = self.batches = []
+            batches = self.batches = deque()
         batches.append(run)
-        if len(batches) <= self.limit:
+        self.buffered += run.count
+        self.buffered_bytes += run.size + DELIVERY_BYTES
+        if self.buffered <= self.limit and self.buffered_bytes <= self.byte_limit:
             return 0
-        lost = batches.pop(0)  # at most ``limit`` (100) pointers moved
-        first = lost.first_id(self.agent is None)
-        if not self._missed:
-            self._first_missed = first
-        self._last_missed = first + lost.count - 1
-        self._missed += lost.count
-        return lost.count
+        dropped = 0
+        while len(batches) > 1 and (
+            self.buffered > self.limit or self.buffered_bytes > self.byte_limit
+        ):
+            lost = batches.popleft()
+            first = lost.first_id(self.agent is None)
+            if not self._missed:
+                self._first_missed = first
+            self._last_missed = first + lost.count - 1
+            self._missed += lost.count
+            self.buffered -= lost.count
+            self.buffered_bytes -= lost.size + DELIVERY_BYTES
+            dropped += lost.count
+        return dropped
 
-    def take(self) -> tuple[list[Published], Gap | None]:
+    def take(self) -> tuple[Sequence[Published], Gap | None]:
         """Everything buffered, and the gap before it if some was lost."""
         gap = None
         if self._missed:
             gap = Gap(self._missed, self._first_missed, self._last_missed)
             self._missed = 0
-        runs = self.batches or []
+        runs: Sequence[Published] = self.batches or ()
         self.batches = None
+        self.buffered = 0
+        self.buffered_bytes = 0
         self.released = False
         return runs, gap
 

@@ -50,6 +50,8 @@ class FanoutLimits(Protocol):
     @property
     def client_buffer(self) -> int: ...
     @property
+    def client_buffer_bytes(self) -> int: ...
+    @property
     def retained_per_agent(self) -> int: ...
     @property
     def retained_global(self) -> int: ...
@@ -230,6 +232,7 @@ class Fanout(Generic[C]):
         client = self._new_client(
             next(self._client_ids), agent_name, self.limits.client_buffer, peer
         )
+        client.byte_limit = self.limits.client_buffer_bytes
         if agent_name is None:
             replay, gap = select_replay(self.global_ring, last_event_id, history)
             self.global_clients.add(client)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from trio_wrapper.core.lines import Lines
+from trio_wrapper.core.lines import total_length
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.wire import Event, stamp
 
@@ -74,8 +74,7 @@ class Published:
         self._events = events
         # What it holds, roughly: its text, plus a bytes object's overhead per line.
         if lines is not None:
-            text = lines.nbytes if type(lines) is Lines else sum(map(len, lines))
-            self.size = text + LINE_OVERHEAD * count
+            self.size = total_length(lines) + LINE_OVERHEAD * count
         elif records is not None:
             self.size = len(records.data) + LINE_OVERHEAD * count
         else:
