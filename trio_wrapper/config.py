@@ -165,7 +165,7 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_buffer: int = 1_000_000  # events (log lines, records, states) waiting per client
-    client_buffer_bytes: int = 128 * 1024 * 1024  # ... and at most this much of their weight
+    client_buffer_bytes: int = 64 * 1024 * 1024  # ... and at most this much of their weight
     ping_interval_seconds: float = 15.0
     stall_timeout_seconds: float = 120.0
     sweep_interval_seconds: float = 30.0

@@ -171,11 +171,12 @@ def test_an_idle_client_holds_no_buffer() -> None:
 
 
 def test_client_buffer_is_bounded_in_bytes_too() -> None:
-    # Each delivery weighs its text, 48 bytes a line and DELIVERY_BYTES.
+    # Each delivery weighs its text, 48 bytes a line, its two frames and DELIVERY_BYTES.
     client = FanoutClient(1, "a1", limit=1_000_000)
     one = Published.of_lines("a1", 1, 1, [b"x" * 52] * 10, "stdout", 1)
     weight = one.size + DELIVERY_BYTES
-    assert weight == 10 * (52 + 48) + DELIVERY_BYTES
+    line_weight = 52 + 48 + 2 * (52 + 26 + 160 + 2)
+    assert weight == 10 * line_weight + DELIVERY_BYTES
     client.byte_limit = 3 * weight
     dropped = [
         client.push(Published.of_lines("a1", f, f, [b"x" * 52] * 10, "stdout", f))
@@ -192,4 +193,4 @@ def test_client_buffer_is_bounded_in_bytes_too() -> None:
     single.byte_limit = 3 * weight
     for i in range(1, 31):
         single.push(Published.of_lines("a1", i, i, [b"x" * 52], "stdout", i))
-    assert single.buffered == 3 * weight // (52 + 48 + DELIVERY_BYTES)
+    assert single.buffered == 3 * weight // (line_weight + DELIVERY_BYTES)

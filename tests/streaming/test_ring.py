@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,12 +83,15 @@ def test_long_lines_are_bounded_by_bytes_not_count() -> None:
         ring.append(Published.of_lines("a", seq, seq, [line], "stdout", seq))
     assert ring.retained_bytes <= 1024 * 1024
     kept = ring.since(0)
-    assert len(kept) == 15  # 15 x (65536 + 48) fit in 1 MiB, 16 do not
-    assert [e.seq for e in kept] == list(range(86, 101))  # the newest, in order
+    # Each run weighs its line and, once streamed, its two frames: 3 fit in 1 MiB.
+    weight = 65536 + 48 + 2 * (65536 + 32768 + 160 + 1)
+    assert (1024 * 1024) // weight == 3
+    assert len(kept) == 3
+    assert [e.seq for e in kept] == list(range(98, 101))  # the newest, in order
     # A resume from before them learns what it missed.
     replay, gap = select_replay(ring, 10, 0)
-    assert gap == Gap(missed=75, first_id=11, last_id=85)
-    assert [e.seq for e in replay] == list(range(86, 101))
+    assert gap == Gap(missed=87, first_id=11, last_id=97)
+    assert [e.seq for e in replay] == list(range(98, 101))
 
 
 def test_the_newest_publish_is_kept_whatever_its_size() -> None:
@@ -114,7 +118,9 @@ def test_a_ring_keeps_a_reads_lines_as_one_buffer() -> None:
     (batch,) = [LineSplitter().feed(b"one\ntwo \xff\n\nfour\npartial")]
     lines = batch.lines
     run = Published.of_lines("a", 1, 1, lines, "stdout", 1)
-    assert run.size == len(b"onetwo \xfffour") + 4 * 48  # as a split run counts
+    text = len(b"onetwo \xfffour")
+    # As a split run counts: text, a bytes object a line, two frames.
+    assert run.size == text + 4 * 48 + 2 * (text + text // 2 + 4 * (160 + 1))
     ring = EventRing(100)
     ring.append(run)
     assert "two \ufffd".encode() in run.wire() and run.wire(True)
@@ -124,3 +130,13 @@ def test_a_ring_keeps_a_reads_lines_as_one_buffer() -> None:
     assert list(lines) == expected
     # Nothing above split it for good, nor kept the events.
     assert lines._list is None and run._events is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("agent", ["a", "a-much-longer-agent-name"])
+@pytest.mark.parametrize("line", [b"", b"ok", b"x" * 80, b'{"quoted": "json"}' * 20])
+def test_a_runs_weight_covers_its_text_and_both_frames(agent: str, line: bytes) -> None:
+    """What a slow client's buffer and a ring count must not be less than what a streamed
+    run really holds: for short lines the frames are most of it."""
+    run = Published.of_lines(agent, 1, 1, [line] * 100, "stdout", 1)
+    held = 100 * (len(line) + 48) + len(run.wire()) + len(run.wire(True))
+    assert held <= run.size <= 2 * held

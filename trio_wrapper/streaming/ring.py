@@ -20,9 +20,16 @@ from trio_wrapper.core.lines import total_length
 from trio_wrapper.extract.found import Found
 from trio_wrapper.streaming.wire import Event, stamp
 
-# For the byte bound of rings: a line's bytes object and list slot; a small state event.
+# For the byte bounds of rings and client buffers: a line's bytes object and list slot;
+# a small state event.
 LINE_OVERHEAD = 48
 EVENT_SIZE = 256
+# Once streamed, a run also holds its SSE frames, once per id sequence it was sent on
+# (an agent's stream and the all-agents one): each frame repeats the text, JSON-escaped
+# (counted as 1.5 times: agents' JSON lines are dense with quotes), and adds this much
+# besides the agent's name (id, event, type, timestamp, stream, line number).
+FRAME_OVERHEAD = 160
+WIRES = 2
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -72,13 +79,18 @@ class Published:
         self.line_num = line_num
         self.created = time.time()
         self._events = events
-        # What it holds, roughly: its text, plus a bytes object's overhead per line.
+        # What it can come to hold, roughly: its text with a bytes object's overhead per
+        # line, and, once streamed, its frames on both id sequences. Counting the frames
+        # from the start keeps a slow client's buffer (``FanoutClient``) bounded in real
+        # memory: for short lines the frames weigh several times the text.
         if lines is not None:
-            self.size = total_length(lines) + LINE_OVERHEAD * count
+            text = total_length(lines)
         elif records is not None:
-            self.size = len(records.data) + LINE_OVERHEAD * count
+            text = len(records.data)
         else:
-            self.size = EVENT_SIZE * count
+            text = EVENT_SIZE * count
+        frame = FRAME_OVERHEAD + len(agent)
+        self.size = text + LINE_OVERHEAD * count + WIRES * (text + text // 2 + frame * count)
         self._wire: bytes | None = None
         self._global_wire: bytes | None = None
 
