@@ -165,7 +165,9 @@ class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class SseConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_buffer: int = 1_000_000  # events (log lines, records, states) waiting per client
-    client_buffer_bytes: int = 64 * 1024 * 1024  # ... and at most this much of their weight
+    # The memory all clients' buffers hold together, each event counted once however many
+    # clients wait for it (streaming.backlog).
+    client_buffers_total_bytes: int = 256 * 1024 * 1024
     ping_interval_seconds: float = 15.0
     stall_timeout_seconds: float = 120.0
     sweep_interval_seconds: float = 30.0

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 import trio.testing
 from httpx_sse import aconnect_sse
@@ -190,10 +191,21 @@ def paused_socket(port: int, path: str) -> socket.socket:
     return sock
 
 
-async def test_a_paused_client_gets_a_gap_while_another_gets_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "bound",
+    [
+        # The buffer (in events) holds a third of the burst: a client that reads nothing loses.
+        {"client_buffer": 10_000},
+        # All buffers together hold 256 KiB (the burst is ~2 MB of text): the same.
+        {"client_buffers_total_bytes": 256 * 1024},
+    ],
+    ids=["events", "total-bytes"],
+)
+async def test_a_paused_client_gets_a_gap_while_another_gets_everything(
+    tmp_path: Path, bound: dict[str, int]
+) -> None:
     lines = 30_000
-    # The buffer (in events) holds a third of the burst: a client that reads nothing loses.
-    async with live_server(tmp_path, sse={"client_buffer": 10_000}) as live:
+    async with live_server(tmp_path, sse=bound) as live:
         agent = await live.supervisor.start(
             AgentSpec("fire", [*BURSTS, str(lines), "gated"], stdin=True)
         )
@@ -234,6 +246,35 @@ async def test_a_paused_client_gets_a_gap_while_another_gets_everything(tmp_path
         assert b"event: gap" in data
         gap_line = data.split(b"event: gap\ndata: ", 1)[1].split(b"\n", 1)[0]
         assert json.loads(gap_line)["data"]["missed"] > 0
+
+
+async def test_a_client_far_behind_catches_up_in_slices_and_ends(tmp_path: Path) -> None:
+    # 120,000 lines of ~40 bytes: ~11 MB held for a client that reads nothing, sent a slice
+    # (4 MiB) at a time once it reads; the stream ends only after the last slice.
+    lines = 120_000
+    async with live_server(tmp_path) as live:
+        spec = AgentSpec("far", [*BURSTS, str(lines), "gated"], stdin=True)
+        agent = await live.supervisor.start(spec)
+        paused = paused_socket(live.port, "/api/agents/far/stream")
+        try:
+            await wait_for(lambda: live.hub.total_clients == 1)
+            await agent.write_input(b"go\n", eof=True, write_timeout=5)
+            await wait_for(lambda: not agent.is_live, 30)
+            assert live.hub.backlog.bytes > 8 * 1024 * 1024
+            paused.settimeout(10)
+            data = bytearray()
+            while not data.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end
+                chunk = await trio.to_thread.run_sync(paused.recv, 1 << 20)
+                assert chunk, "the connection closed before the stream ended"
+                data += chunk
+        finally:
+            paused.close()
+        assert b"event: gap" not in data
+        assert data.count(b"event: log") == lines
+        assert b"event: complete" in data[-4096:]
+        assert live.hub.dropped_events_total == 0
+        await wait_for(lambda: live.hub.total_clients == 0)
+        assert (live.hub.backlog.bytes, live.hub.backlog.runs) == (0, 0)
 
 
 async def test_shutdown_with_a_paused_client_still_ends(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.client import (
-    DELIVERY_BYTES,
     TRANSITIONS,
     ClientState,
     FanoutClient,
@@ -138,7 +138,7 @@ def test_client_buffer_counts_events_and_drops_the_oldest_deliveries() -> None:
     runs, gap = client.take()
     assert gap == Gap(missed=20, first_id=1, last_id=20)
     assert [e.seq for run in runs for e in run.events()] == list(range(21, 51))
-    assert client.take() == ((), None)
+    assert client.take() == ([], None)
     assert client.buffered == 0
     # One read larger than the limit is still delivered whole.
     assert client.push(Published.of_lines("a1", 51, 51, [b"y"] * 5000, "stdout", 51)) == 0
@@ -170,27 +170,44 @@ def test_an_idle_client_holds_no_buffer() -> None:
     assert client.batches is None
 
 
-def test_client_buffer_is_bounded_in_bytes_too() -> None:
-    # Each delivery weighs its text, 48 bytes a line, its two frames and DELIVERY_BYTES.
-    client = FanoutClient(1, "a1", limit=1_000_000)
-    one = Published.of_lines("a1", 1, 1, [b"x" * 52] * 10, "stdout", 1)
-    weight = one.size + DELIVERY_BYTES
-    line_weight = 52 + 48 + 2 * (52 + 26 + 160 + 2)
-    assert weight == 10 * line_weight + DELIVERY_BYTES
-    client.byte_limit = 3 * weight
-    dropped = [
-        client.push(Published.of_lines("a1", f, f, [b"x" * 52] * 10, "stdout", f))
-        for f in range(1, 51, 10)
-    ]
-    assert dropped == [0, 0, 0, 10, 10]
-    assert (client.buffered, client.buffered_bytes) == (30, 3 * weight)
-    runs, gap = client.take()
-    assert sum(run.count for run in runs) == 30
-    assert gap == Gap(missed=20, first_id=1, last_id=20)
-    assert client.buffered_bytes == 0
-    # The same lines one per delivery weigh more: fewer of them fit.
-    single = FanoutClient(2, "a1", limit=1_000_000)
-    single.byte_limit = 3 * weight
-    for i in range(1, 31):
-        single.push(Published.of_lines("a1", i, i, [b"x" * 52], "stdout", i))
-    assert single.buffered == 3 * weight // (line_weight + DELIVERY_BYTES)
+def test_a_send_takes_a_slice_and_holds_it_until_sent() -> None:
+    backlog = Backlog(10**9)
+    client = FanoutClient(1, "a1", 1_000_000, None, backlog)
+    runs = [Published.of_lines("a1", f, f, [b"x" * 52] * 10, "stdout", f) for f in range(1, 51, 10)]
+    for run in runs:
+        client.push(run)
+    weight = runs[0].weight()
+    assert weight == 10 * (52 + 48)
+    assert (backlog.bytes, backlog.runs) == (5 * weight, 5)
+    # At most max_bytes of runs a send (their size: what they can come to hold, frames
+    # included); the rest stays released for the next one.
+    taken, gap = client.take(max_bytes=2 * runs[0].size + 1)
+    assert (list(taken), gap, client.buffered) == (runs[:2], None, 30)
+    assert client.released and client.next_step() is Step.SEND
+    assert backlog.bytes == 5 * weight  # still held by the send under way
+    client.sent()
+    assert backlog.bytes == 3 * weight
+    # The first run always goes, whatever its size.
+    taken, _ = client.take(max_bytes=1)
+    assert list(taken) == runs[2:3]
+    # Built frames count too, while held.
+    frames = len(taken[0].wire())
+    assert backlog.bytes == 3 * weight + frames
+    client.clear()
+    assert (backlog.bytes, backlog.runs, client.batches) == (0, 0, None)
+
+
+def test_a_run_shared_by_clients_is_counted_once() -> None:
+    backlog = Backlog(10**9)
+    clients = [FanoutClient(n, None, 100, None, backlog) for n in range(3)]
+    run = Published.of_lines("a1", 1, 1, [b"y" * 100] * 4, "stdout", 1)
+    for client in clients:
+        client.push(run)
+    assert (backlog.bytes, backlog.runs, run.holders) == (run.weight(), 1, 3)
+    clients[0].take()
+    clients[0].sent()
+    clients[1].push(Published.of_lines("a1", 5, 5, [b"z"], "stdout", 5))  # drops nothing
+    clients[1].clear()
+    assert (backlog.runs, run.holders) == (1, 1)
+    clients[2].drop_oldest()
+    assert (backlog.bytes, backlog.runs, run.holders) == (0, 0, 0)

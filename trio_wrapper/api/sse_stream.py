@@ -95,6 +95,7 @@ async def run_stream(
                     if not await _send(send, client, _body(piece)):
                         return
                 del chunks
+                client.sent()
                 if done:
                     await send(_end())
                     return
@@ -183,15 +184,19 @@ async def _ping(send: ASGISendCallable, client: Client, name: str | None, interv
 
 
 def _news(client: Client, name: str | None, use_global: bool) -> tuple[list[bytes], bool]:
-    """Everything buffered (after its gap) as wire chunks, and whether that ends the
-    stream: its agent completed or was removed, or the daemon shuts down (``shutdown``
-    added). Not a coroutine: the loop sends the chunks itself, one frame less per send."""
+    """What the buffer gives one send (after its gap) as wire chunks, and whether that
+    ends the stream: its agent completed or was removed, or the daemon shuts down
+    (``shutdown`` added). Not a coroutine: the loop sends the chunks itself, one frame
+    less per send."""
     runs, gap = client.take()
     chunks = []
     if gap is not None:
         chunks.append(control("gap", name, gap.data()))
     chunks.extend(run.wire(use_global) for run in runs)
-    done = client.state is ENDING or (not use_global and any(r.completes for r in runs))
+    completes = not use_global and any(r.completes for r in runs)  # the agent's last event
+    if client.batches and not completes:
+        return chunks, False  # a slice of a long backlog: the rest goes in the next sends
+    done = completes or client.state is ENDING
     if client.state is SHUTTING_DOWN:
         chunks.append(control("shutdown", name, {}))
         done = True

@@ -25,6 +25,7 @@ from trio_wrapper.metrics.snapshot import SseFigures
 from trio_wrapper.runtime.connections import abort_connection
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.eventlog import LIMIT_LOG
+from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
 from trio_wrapper.streaming.fanout import Fanout, Subscription
 
@@ -40,7 +41,7 @@ class HubLimits:
     the same defaults); the others are tuning kept out of the configuration."""
 
     client_buffer: int = _SSE.client_buffer
-    client_buffer_bytes: int = _SSE.client_buffer_bytes
+    client_buffers_total_bytes: int = _SSE.client_buffers_total_bytes
     retained_per_agent: int = _SSE.retained_events_per_agent
     retained_global: int = _SSE.retained_events_global
     retained_bytes_per_agent: int = _SSE.retained_bytes_per_agent
@@ -66,7 +67,7 @@ class HubLimits:
         """The limits ``[sse]`` sets; the rest keep their defaults."""
         return cls(
             client_buffer=sse.client_buffer,
-            client_buffer_bytes=sse.client_buffer_bytes,
+            client_buffers_total_bytes=sse.client_buffers_total_bytes,
             retained_per_agent=sse.retained_events_per_agent,
             retained_global=sse.retained_events_global,
             retained_bytes_per_agent=sse.retained_bytes_per_agent,
@@ -102,8 +103,9 @@ class Client(FanoutClient):
         agent: str | None,
         limit: int,
         peer: tuple[str, int] | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
-        super().__init__(number, agent, limit, peer)
+        super().__init__(number, agent, limit, peer, backlog)
         self.inbox: trio.MemoryReceiveChannel[Any] | None = None  # the connection's messages
         self.task: trio.lowlevel.Task | None = None  # the stream, while parked
         self.receiving: trio.CancelScope | None = None  # the stream waits in ``receive()``

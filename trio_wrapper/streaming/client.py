@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.replay import Gap
 from trio_wrapper.streaming.ring import Published
 
@@ -92,28 +93,28 @@ TRANSITIONS: Final[Mapping[ClientState, Mapping[Transition, ClientState]]] = {
 }
 
 
-# What one more buffered delivery costs besides its text (the run object, its events'
-# list when built, the deque's slot), roughly.
-DELIVERY_BYTES: Final = 512
-DEFAULT_BYTE_LIMIT: Final = 128 * 1024 * 1024
+# What one send takes from the buffer at most (runs' ``size``, what they can come to hold
+# with their frames; the first run always goes, whatever its size): a client far behind
+# sends its backlog a slice at a time, so what the send holds, outside the buffer and
+# beyond the fan-out's reach, stays small.
+TAKE_BYTES: Final = 4 * 1024 * 1024
 
 
 class FanoutClient:
     """One SSE connection's buffer and state.
 
-    The buffer is bounded in events and in bytes, however the agent happened to write them
-    (a delivery is what line work took in one go: one line, or up to a megabyte's worth of
-    them): at most ``limit`` events (log lines, records, states) and ``byte_limit`` bytes
-    may wait for the client. A delivery's bytes are its text, a per-event overhead and
-    :data:`DELIVERY_BYTES` (what holding one more delivery costs), so a thousand single
-    lines weigh more than one read of a thousand. Past either limit the *oldest* deliveries
-    go, whole, until both hold (the newest delivery is always kept, even alone above
-    them), and the loss is accounted as one ``Gap`` reported before what is sent next.
-    ``push`` is O(1) while the client keeps up.
+    The buffer holds runs (``Published``: what line work took in one go, one line or a
+    megabyte's worth of them, shared by every client and encoded once for all). It is
+    bounded in events, however the agent happened to write them: at most ``limit`` events
+    (log lines, records, states) wait for the client; past that the *oldest* runs go,
+    whole (the newest is always kept, even alone above the limit). Memory is bounded for
+    all clients together (``Backlog``, each run counted once; ``Fanout._shed`` drops the
+    oldest runs of the clients furthest behind). Either loss is accounted as one ``Gap``
+    reported before what is sent next. ``push`` is O(1) while the client keeps up.
 
     Thousands of clients sit idle for hours (the goal is 20 KB each, the connection
     included), so an idle client holds no buffer: the deque is made by the first push
-    after each ``take``.
+    after it was emptied.
 
     ``queued``: in the hub's list for its next flush; ``released``: that flush came, so
     the stream sends what is buffered. Both are set per delivery, hence plain bools.
@@ -124,10 +125,10 @@ class FanoutClient:
         "_last_missed",
         "_missed",
         "agent",
+        "backlog",
         "batches",
         "buffered",
-        "buffered_bytes",
-        "byte_limit",
+        "in_flight",
         "limit",
         "number",
         "peer",
@@ -144,6 +145,7 @@ class FanoutClient:
         agent: str | None,
         limit: int,
         peer: tuple[str, int] | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
         self.number = number
         self.peer = peer  # the TCP peer, to abort a connection the server won't let go
@@ -151,8 +153,10 @@ class FanoutClient:
         self.limit = limit  # events
         self.batches: deque[Published] | None = None
         self.buffered = 0  # events in ``batches``
-        self.byte_limit = DEFAULT_BYTE_LIMIT  # the fan-out sets its configured one
-        self.buffered_bytes = 0  # their weight: see the class's doc
+        self.in_flight: Sequence[Published] = ()  # what the send under way carries
+        # Counts what the buffer holds: the fan-out's, shared by all its clients (the
+        # counts live on the runs, so clients sharing runs must share it too).
+        self.backlog = backlog if backlog is not None else Backlog(math.inf)
         self._missed = 0
         self._first_missed = 0
         self._last_missed = 0
@@ -197,43 +201,84 @@ class FanoutClient:
     # ---- the buffer ----------------------------------------------------------------
 
     def push(self, run: Published) -> int:
-        """Queue one delivery (a run, shared by every client and encoded once for all).
-        Past the limit, the oldest deliveries go. Returns how many events were dropped."""
+        """Queue one run. Past the limit, the oldest runs go. Returns how many events
+        were dropped."""
         batches = self.batches
         if batches is None:
             batches = self.batches = deque()
         batches.append(run)
+        self.backlog.hold(run)
         self.buffered += run.count
-        self.buffered_bytes += run.size + DELIVERY_BYTES
-        if self.buffered <= self.limit and self.buffered_bytes <= self.byte_limit:
+        if self.buffered <= self.limit:
             return 0
         dropped = 0
-        while len(batches) > 1 and (
-            self.buffered > self.limit or self.buffered_bytes > self.byte_limit
-        ):
-            lost = batches.popleft()
-            first = lost.first_id(self.agent is None)
-            if not self._missed:
-                self._first_missed = first
-            self._last_missed = first + lost.count - 1
-            self._missed += lost.count
-            self.buffered -= lost.count
-            self.buffered_bytes -= lost.size + DELIVERY_BYTES
-            dropped += lost.count
+        while len(batches) > 1 and self.buffered > self.limit:
+            dropped += self.drop_oldest()
         return dropped
 
-    def take(self) -> tuple[Sequence[Published], Gap | None]:
-        """Everything buffered, and the gap before it if some was lost."""
+    def drop_oldest(self) -> int:
+        """Drop the oldest buffered run (there must be one), counted as missed. Returns
+        how many events it held."""
+        assert self.batches
+        lost = self.batches.popleft()
+        first = lost.first_id(self.agent is None)
+        if not self._missed:
+            self._first_missed = first
+        self._last_missed = first + lost.count - 1
+        self._missed += lost.count
+        self.buffered -= lost.count
+        self.backlog.release(lost)
+        return lost.count
+
+    @property
+    def oldest(self) -> Published | None:
+        """The oldest buffered run, if another is buffered after it (droppable)."""
+        batches = self.batches
+        if batches is not None and len(batches) > 1:
+            return batches[0]
+        return None
+
+    def take(self, max_bytes: int = TAKE_BYTES) -> tuple[Sequence[Published], Gap | None]:
+        """What to send next: the gap, if some was lost, and the oldest runs, up to
+        ``max_bytes`` of them (at least one). They stay counted until ``sent`` (or
+        ``clear``). What is left stays released, for the next send."""
+        self._let_go_in_flight()
         gap = None
         if self._missed:
             gap = Gap(self._missed, self._first_missed, self._last_missed)
             self._missed = 0
-        runs: Sequence[Published] = self.batches or ()
-        self.batches = None
-        self.buffered = 0
-        self.buffered_bytes = 0
-        self.released = False
+        batches = self.batches
+        runs: list[Published] = []
+        size = 0
+        while batches and (not runs or size + batches[0].size <= max_bytes):
+            run = batches.popleft()
+            runs.append(run)
+            size += run.size
+        if not batches:
+            self.batches = None
+        self.in_flight = runs
+        self.buffered -= sum(run.count for run in runs)
+        self.released = bool(self.batches)
         return runs, gap
+
+    def sent(self) -> None:
+        """The send of what ``take`` gave is over: let it go."""
+        self._let_go_in_flight()
+
+    def clear(self) -> None:
+        """Let go of everything held (the stream has ended)."""
+        self._let_go_in_flight()
+        batches, self.batches = self.batches, None
+        self.buffered = 0
+        release = self.backlog.release
+        for run in batches or ():
+            release(run)
+
+    def _let_go_in_flight(self) -> None:
+        runs, self.in_flight = self.in_flight, ()
+        release = self.backlog.release
+        for run in runs:
+            release(run)
 
     # ---- timing (the clock is the caller's) ------------------------------------------
 

@@ -11,6 +11,7 @@ runs of raw lines (``streaming.ring``) until someone asks.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.models import SseStats
 from trio_wrapper.core.status import Status
 from trio_wrapper.extract.found import Found
+from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.client import FanoutClient, Transition
 from trio_wrapper.streaming.replay import Gap, select_replay
 from trio_wrapper.streaming.ring import EventRing, Published
@@ -50,7 +52,7 @@ class FanoutLimits(Protocol):
     @property
     def client_buffer(self) -> int: ...
     @property
-    def client_buffer_bytes(self) -> int: ...
+    def client_buffers_total_bytes(self) -> int: ...
     @property
     def retained_per_agent(self) -> int: ...
     @property
@@ -86,7 +88,7 @@ class Subscription(Generic[C]):
     complete: Event | None  # its numbered ``complete`` event, when the hub saw it happen
 
 
-ClientFactory = Callable[[int, "str | None", int, "tuple[str, int] | None"], C]
+ClientFactory = Callable[[int, "str | None", int, "tuple[str, int] | None", Backlog], C]
 
 
 class Fanout(Generic[C]):
@@ -102,6 +104,10 @@ class Fanout(Generic[C]):
             limits.retained_global, use_global=True, max_bytes=limits.retained_bytes_global
         )
         self.global_clients: set[C] = set()
+        self.backlog = Backlog(limits.client_buffers_total_bytes)
+        # Above this, shed (``_shed``): the limit, or more while what cannot be dropped
+        # (clients' newest runs, sends under way) keeps the total above it.
+        self._shed_above = self.backlog.limit
         self.next_global_seq = 1
         self.dropped_events_total = 0
         self.slow_disconnects_total = 0
@@ -178,6 +184,8 @@ class Fanout(Generic[C]):
         # The hot path: once per read, a few attribute tests per subscriber.
         channel.ring.append(run)
         self.global_ring.append(run)
+        if self.closing:
+            return  # streams send what they hold, then ``shutdown``: nothing more
         dropped = 0
         due = self._due
         for client in channel.clients:
@@ -190,9 +198,42 @@ class Fanout(Generic[C]):
                 client.queued = True
                 due.append(client)
             dropped += client.push(run)
+        backlog = self.backlog
+        if backlog.bytes > self._shed_above:
+            dropped += self._shed()
+        elif self._shed_above > backlog.limit and backlog.bytes <= backlog.limit:
+            self._shed_above = backlog.limit
         self.dropped_events_total += dropped
         if due:
             self._news_due()
+
+    def _shed(self) -> int:
+        """Bring what client buffers hold together back to 7/8 of its limit by dropping
+        the oldest runs first, wherever they wait: the clients furthest behind lose
+        theirs, and a run waited for by several goes from all of them (it is only freed
+        then). The room left makes the next shed wait for an eighth of the limit's worth
+        of news; while what cannot be dropped (clients' newest runs, sends under way)
+        keeps the total above 7/8, the next shed waits for an eighth more than is left
+        (each shed looks at every client). Returns how many events were dropped."""
+        backlog = self.backlog
+        target = backlog.limit - backlog.limit // 8
+        behind = []
+        for client in self.clients:
+            oldest = client.oldest
+            if oldest is not None:
+                behind.append((oldest.gseq, client.number, client))
+        heapq.heapify(behind)
+        dropped = 0
+        while behind and backlog.bytes > target:
+            _, number, client = behind[0]
+            dropped += client.drop_oldest()
+            oldest = client.oldest
+            if oldest is None:
+                heapq.heappop(behind)
+            else:
+                heapq.heapreplace(behind, (oldest.gseq, number, client))
+        self._shed_above = max(backlog.limit, backlog.bytes + backlog.limit // 8)
+        return dropped
 
     # ---- flushing ---------------------------------------------------------------------
 
@@ -230,9 +271,8 @@ class Fanout(Generic[C]):
         if len(self.clients) >= self.limits.max_clients:
             raise Refusal("too_many_clients", "too many SSE clients connected")
         client = self._new_client(
-            next(self._client_ids), agent_name, self.limits.client_buffer, peer
+            next(self._client_ids), agent_name, self.limits.client_buffer, peer, self.backlog
         )
-        client.byte_limit = self.limits.client_buffer_bytes
         if agent_name is None:
             replay, gap = select_replay(self.global_ring, last_event_id, history)
             self.global_clients.add(client)
@@ -259,6 +299,7 @@ class Fanout(Generic[C]):
 
     def unsubscribe(self, client: C) -> None:
         client.move(Transition.CLOSE)
+        client.clear()
         self.clients.discard(client)
         if client.agent is None:
             self.global_clients.discard(client)

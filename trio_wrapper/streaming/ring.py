@@ -18,6 +18,7 @@ import msgspec
 
 from trio_wrapper.core.lines import total_length
 from trio_wrapper.extract.found import Found
+from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.wire import Event, stamp
 
 # For the byte bounds of rings and client buffers: a line's bytes object and list slot;
@@ -47,9 +48,13 @@ class Published:
         "_records",
         "_wire",
         "agent",
+        "backlog",
+        "base",
         "count",
         "created",
         "gseq",
+        "held",
+        "holders",
         "line_num",
         "seq",
         "size",
@@ -79,20 +84,26 @@ class Published:
         self.line_num = line_num
         self.created = time.time()
         self._events = events
-        # What it can come to hold, roughly: its text with a bytes object's overhead per
-        # line, and, once streamed, its frames on both id sequences. Counting the frames
-        # from the start keeps a slow client's buffer (``FanoutClient``) bounded in real
-        # memory: for short lines the frames weigh several times the text.
         if lines is not None:
             text = total_length(lines)
         elif records is not None:
             text = len(records.data)
         else:
             text = EVENT_SIZE * count
+        # What it holds before it is streamed: its text, with a bytes object's overhead
+        # per line.
+        self.base = text + LINE_OVERHEAD * count
+        # What it can come to hold, roughly, for the rings' byte bounds: once streamed,
+        # its frames on both id sequences too. For short lines the frames weigh several
+        # times the text.
         frame = FRAME_OVERHEAD + len(agent)
-        self.size = text + LINE_OVERHEAD * count + WIRES * (text + text // 2 + frame * count)
+        self.size = self.base + WIRES * (text + text // 2 + frame * count)
         self._wire: bytes | None = None
         self._global_wire: bytes | None = None
+        # Client buffers holding it, and the weight their ``Backlog`` counted for it.
+        self.holders = 0
+        self.held = 0
+        self.backlog: Backlog | None = None
 
     @classmethod
     def of_lines(
@@ -167,7 +178,18 @@ class Published:
                 self._global_wire = cached
             else:
                 self._wire = cached
+            if self.backlog is not None:
+                self.backlog.grew(self, len(cached))
         return cached
+
+    def weight(self) -> int:
+        """What it holds now: its text, and the frames built so far (exact)."""
+        weight = self.base
+        if self._wire is not None:
+            weight += len(self._wire)
+        if self._global_wire is not None:
+            weight += len(self._global_wire)
+        return weight
 
     def _head(self, type_: str) -> bytes:
         return (
