@@ -95,7 +95,8 @@ def test_replays_a_transcript_over_real_http(daemon: Daemon) -> None:
 def test_the_daemon_runs_on_the_c_librarys_malloc(daemon: Daemon, tmp_path: Path) -> None:
     """``serve`` re-executes itself (same pid) with PYTHONMALLOC=malloc: on pymalloc, what
     floods leave pins whole arenas and the RSS measured quiet grows run after run
-    (runtime.heap). Its agents' environment is still only the allow-listed one."""
+    (runtime.heap). Its agents' environment is still only the allow-listed one, and its
+    extraction worker runs on pymalloc."""
     if "PYTHONMALLOC" in os.environ:
         pytest.skip("PYTHONMALLOC set for the tests: the daemon keeps that choice")
     environ = Path(f"/proc/{daemon.pid}/environ").read_bytes().split(b"\0")
@@ -106,6 +107,16 @@ def test_the_daemon_runs_on_the_c_librarys_malloc(daemon: Daemon, tmp_path: Path
         assert created.json()["pid"] != daemon.pid
         wait_status(http, "env", {"completed"})
         assert b"PYTHONMALLOC" not in run_files(tmp_path, "env", "stdout.log").read_bytes()
+    # Its extraction worker (started with the first extraction) runs on pymalloc, which
+    # serves its small short-lived objects faster.
+    workers = [
+        pid
+        for task in Path(f"/proc/{daemon.pid}/task").iterdir()  # any thread may have forked
+        for pid in (task / "children").read_text().split()
+        if b"trio_wrapper.extract.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(workers) == 1
+    assert b"PYTHONMALLOC" not in Path(f"/proc/{workers[0]}/environ").read_bytes()
     stop(daemon)
 
 

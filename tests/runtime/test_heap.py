@@ -11,9 +11,11 @@ import trio
 from tests.daemon import clean_environ
 from trio_wrapper.runtime.heap import (
     ALLOCATOR_VARIABLE,
+    REEXEC_OPTION,
     QuietTrim,
     keep_freed_heap,
     system_allocator_command,
+    worker_environ,
 )
 
 # In a fresh process: 50 batches of 8 MiB of 1 KiB lines (as a flood splits into), each
@@ -108,11 +110,22 @@ def test_system_allocator_command_reruns_the_same_command_on_malloc() -> None:
     environ = {"PATH": "/bin", "TRIO_WRAPPER_X": "1"}
     argv = ["python3", "-X", "dev", "/venv/bin/trio-wrapper", "serve", "--port", "0"]
     found = system_allocator_command(environ, "/venv/bin/python3", argv)
+    rerun = ["/venv/bin/python3", "-X", REEXEC_OPTION, "-X", "dev", "/venv/bin/trio-wrapper"]
     assert found == (
-        ["/venv/bin/python3", "-X", "dev", "/venv/bin/trio-wrapper", "serve", "--port", "0"],
+        [*rerun, "serve", "--port", "0"],
         {"PATH": "/bin", "TRIO_WRAPPER_X": "1", "PYTHONMALLOC": "malloc"},
     )
     assert environ == {"PATH": "/bin", "TRIO_WRAPPER_X": "1"}  # not changed in place
+
+
+def test_the_worker_runs_on_pymalloc_unless_the_allocator_was_chosen_outside() -> None:
+    ours = {"PATH": "/bin", "PYTHONMALLOC": "malloc"}
+    assert worker_environ(ours, {REEXEC_OPTION: True}) == {"PATH": "/bin"}
+    assert ours == {"PATH": "/bin", "PYTHONMALLOC": "malloc"}  # not changed in place
+    # Chosen outside (no re-exec), or changed since: the worker keeps the daemon's.
+    assert worker_environ(ours, {}) is None
+    assert worker_environ({"PYTHONMALLOC": "debug"}, {REEXEC_OPTION: True}) is None
+    assert worker_environ({"PATH": "/bin"}, {}) is None
 
 
 @pytest.mark.parametrize("value", ["malloc", "pymalloc", "debug", ""])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from trio_wrapper.extract.worker import (
     ReplyReader,
     frame,
 )
+from trio_wrapper.runtime.heap import worker_environ
 from trio_wrapper.runtime.pipes import grow_pipe
 
 log = logging.getLogger(__name__)
@@ -303,6 +305,7 @@ class ExtractionWorker:
                 self.command,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                env=worker_environ(os.environ, sys._xoptions),
             )
         except OSError as exc:
             self._die(f"cannot start: {exc}")
