@@ -3,6 +3,7 @@ a PTY agent's screen. Pure."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -15,17 +16,19 @@ from trio_wrapper.core.interactive import (
     Verdict,
     check_pty_size,
     compile_pattern,
+    last_verdict,
     permission_answer,
     permission_prompt,
     prompt_detail,
     screen_waits,
     stream_json_input,
     user_message,
-    verdict_of,
 )
 from trio_wrapper.core.screen import TerminalScreen
 from trio_wrapper.core.status import InvalidTransition, Status, check_transition
 from trio_wrapper.extract.codex_json import CodexJsonExtractor
+from trio_wrapper.extract.found import Found
+from trio_wrapper.extract.records import Error, State
 
 
 def test_pty_size_is_checked() -> None:
@@ -66,19 +69,55 @@ def test_stream_json_input_is_read_from_the_command() -> None:
     assert not stream_json_input(["claude", "--input-format"])
 
 
+def verdict_in_order(states: list[tuple[str, str] | None], *, turns_wait: bool) -> Verdict | None:
+    """``last_verdict`` given the batch in order (it reads it from its end)."""
+    return last_verdict(reversed(states), turns_wait=turns_wait)
+
+
 def test_the_last_record_decides() -> None:
     asked = ("waiting_for_input", "permission to use Bash")
-    assert verdict_of([None, asked], turns_wait=False) == Verdict(True, "permission to use Bash")
-    assert verdict_of([asked, None], turns_wait=False) == Verdict(False, "")
-    assert verdict_of([("thinking", "x")], turns_wait=False) == Verdict(False, "")
-    assert verdict_of([], turns_wait=False) is None
+    assert verdict_in_order([None, asked], turns_wait=False) == Verdict(
+        True, "permission to use Bash"
+    )
+    assert verdict_in_order([asked, None], turns_wait=False) == Verdict(False, "")
+    assert verdict_in_order([("thinking", "x")], turns_wait=False) == Verdict(False, "")
+    assert verdict_in_order([], turns_wait=False) is None
     done = ("turn_completed", "success")
-    assert verdict_of([done], turns_wait=False) is None
-    assert verdict_of([None, done], turns_wait=True) == Verdict(
+    assert verdict_in_order([done], turns_wait=False) is None
+    assert verdict_in_order([asked, done], turns_wait=False) == Verdict(
+        True, "permission to use Bash"
+    )
+    assert verdict_in_order([None, done], turns_wait=True) == Verdict(
         True, "turn completed; waiting for the next message"
     )
     approval = ("waiting_for_approval", "approval to run ls")
-    assert verdict_of([approval], turns_wait=False) == Verdict(True, "approval to run ls")
+    assert verdict_in_order([approval], turns_wait=False) == Verdict(True, "approval to run ls")
+
+
+def test_reading_from_the_end_says_what_reading_every_record_in_order_says() -> None:
+    # Every batch of up to 5 records over all kinds of item: the verdict is what the
+    # records say read in order, each overriding the one before unless it says nothing.
+    items: list[tuple[str, str] | None] = [
+        None,
+        ("waiting_for_input", "a"),
+        ("waiting_for_approval", ""),
+        ("turn_completed", "success"),
+        ("thinking", "x"),
+    ]
+    for turns_wait in (False, True):
+        for size in range(6):
+            for batch in itertools.product(items, repeat=size):
+                expected = None
+                for item in batch:
+                    said = last_verdict([item], turns_wait=turns_wait)
+                    expected = said if said is not None else expected
+                assert verdict_in_order(list(batch), turns_wait=turns_wait) == expected
+
+
+def test_records_are_read_back_from_the_newest() -> None:
+    found = Found.of([State(1, "a", ""), Error(2, "b", "tool"), State(3, "c", "")])
+    assert list(found.reversed_lines()) == found.lines()[::-1]
+    assert list(Found().reversed_lines()) == []
 
 
 def test_a_real_permission_prompt_is_read_and_answered() -> None:

@@ -114,23 +114,26 @@ class Verdict:
     detail: str
 
 
-def verdict_of(states: Iterable[tuple[str, str] | None], *, turns_wait: bool) -> Verdict | None:
-    """The last word of a batch of records, in order: each a ``state`` record's (state,
-    detail), or None for any other record (the agent is at work again). ``turns_wait``:
-    a finished turn means the agent waits for its next message (stream-json input)."""
-    verdict: Verdict | None = None
-    for item in states:
+def last_verdict(
+    newest_first: Iterable[tuple[str, str] | None], *, turns_wait: bool
+) -> Verdict | None:
+    """The last word of a batch of records, read from its end: each a ``state`` record's
+    (state, detail), or None for any other record (the agent is at work again). The
+    newest record that says something decides, so the reading stops there: a batch of a
+    thousand records usually costs one. ``turns_wait``: a finished turn means the agent
+    waits for its next message (stream-json input); else it says nothing."""
+    for item in newest_first:
         if item is None:
-            verdict = Verdict(False, "")
-            continue
+            return Verdict(False, "")
         state, detail = item
         if state in WAITING_STATES:
-            verdict = Verdict(True, detail or state)
-        elif state == TURN_DONE and turns_wait:
-            verdict = Verdict(True, "turn completed; waiting for the next message")
-        elif state != TURN_DONE:
-            verdict = Verdict(False, "")
-    return verdict
+            return Verdict(True, detail or state)
+        if state == TURN_DONE:
+            if turns_wait:
+                return Verdict(True, "turn completed; waiting for the next message")
+            continue
+        return Verdict(False, "")
+    return None
 
 
 # ---- claude stream-json input ---------------------------------------------------------

@@ -9,7 +9,7 @@ count, and what every consumer wants in the end; nothing downstream rebuilds obj
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 import msgspec
@@ -54,6 +54,16 @@ class Found:
         parts = self.data.split(b"\n")
         parts.pop()
         return parts
+
+    def reversed_lines(self) -> Iterator[bytes]:
+        """The records' JSON objects, newest first, cut out one at a time as they are
+        read: for a reader that stops at the first that tells it something."""
+        data = self.data
+        end = len(data) - 1  # the newest record's newline
+        while end > 0:
+            start = data.rfind(b"\n", 0, end) + 1
+            yield data[start:end]
+            end = start - 1
 
     def counts(self) -> dict[str, int]:
         """How many records of each type, by ``type`` name."""

@@ -33,6 +33,7 @@ from trio_wrapper.core.interactive import (
     compile_pattern,
     enter_key,
     last_line_of,
+    last_verdict,
     not_interactive,
     permission_answer,
     permission_prompt,
@@ -40,7 +41,6 @@ from trio_wrapper.core.interactive import (
     screen_waits,
     stream_json_input,
     user_message,
-    verdict_of,
 )
 from trio_wrapper.core.lines import LineBatch, Lines
 from trio_wrapper.core.screen import FEED_SLICE, ScreenText, TerminalScreen
@@ -141,7 +141,7 @@ class Interaction:
         """Extraction records, in line order: a waiting state says ``waiting``; while the
         records said so, any later record says the agent is at work again."""
         if self._source == "records" or _STATE_KIND in found.kinds:
-            verdict = verdict_of(self._states(found), turns_wait=self.turns_wait)
+            verdict = last_verdict(self._states(found), turns_wait=self.turns_wait)
             if verdict is not None:
                 prompt = self.prompt
                 if verdict.waiting and prompt is not None and prompt.tool in verdict.detail:
@@ -150,7 +150,8 @@ class Interaction:
                 self._apply(verdict, "records")
 
     def _states(self, found: Found) -> Iterator[tuple[str, str] | None]:
-        for kind, line in zip(found.kinds, found.lines(), strict=True):
+        """Newest first, each decoded only if read (``last_verdict`` stops early)."""
+        for kind, line in zip(reversed(found.kinds), found.reversed_lines(), strict=True):
             if kind != _STATE_KIND:
                 yield None
                 continue
