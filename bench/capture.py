@@ -1,9 +1,9 @@
 """Raw capture throughput: ``cat`` a 2,000,000-line transcript through trio_wrapper and,
 in the same run, through supervisord, and compare how fast each gets it into its log file.
 
-trio_wrapper: from the POST (the spawn) until the stdout log holds every byte (the capture
-figure, compared with supervisord), and until the agent's status is terminal with every line
-counted (the lines/s figure: line work runs behind capture). supervisord: from
+trio_wrapper: from the POST (the spawn) until the stdout log holds every byte, and until the
+agent's status is terminal with every line counted: the goal (issue 17) is on the second,
+when the run is done for its user; line work runs behind capture. supervisord: from
 ``startProcess`` over XML-RPC until its ``stdout_logfile`` holds every byte. The runs
 alternate between the two.
 
@@ -380,10 +380,14 @@ def main() -> int:
     print("every captured log: same size and sha256 as the source; daemon reported")
     print(f"{src.lines:,} stdout lines and {src.size:,} bytes for each run")
     tw_mbs, sv_mbs = src.size / tw / MB, src.size / sv / MB
+    done_mbs = src.size / median(tw_counted) / MB
+    print(f"log complete: trio_wrapper {tw_mbs:.1f} MB/s vs supervisord {sv_mbs:.1f} MB/s (median)")
+    # Issue 17: a run is done for a user when its status says so, not when its log is full.
     print(
         goal_line(
-            tw_mbs >= sv_mbs,
-            f"trio_wrapper {tw_mbs:.1f} MB/s vs supervisord {sv_mbs:.1f} MB/s (median)",
+            done_mbs >= sv_mbs,
+            f"POST -> completed, every line counted: trio_wrapper {done_mbs:.1f} MB/s vs "
+            f"supervisord {sv_mbs:.1f} MB/s (median; goal >= 1.0x)",
         )
     )
     return 0
