@@ -178,6 +178,12 @@ def real_lines(kind: str, total: int) -> list[bytes]:
         "real-codex-json": "codex/*.jsonl",
         "real-claude-json": "claude/*.jsonl",
     }[kind]
+    return repeated_transcripts(pattern, total)
+
+
+def repeated_transcripts(pattern: str, total: int) -> list[bytes]:
+    """The non-empty lines of the repository's transcripts matching ``pattern`` (sorted by
+    path), repeated until there are ``total``."""
     source: list[bytes] = []
     for path in sorted(TRANSCRIPTS.glob(pattern)):
         source.extend(line for line in path.read_bytes().split(b"\n") if line)

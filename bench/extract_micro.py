@@ -17,12 +17,12 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
+
+from corpus import repeated_transcripts
 
 from trio_wrapper.core.lines import LineSplitter
 from trio_wrapper.extract import make_extractor
 
-TRANSCRIPTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "transcripts"
 CHUNK = 64 * 1024
 
 _CYCLE = """\
@@ -107,13 +107,7 @@ def text_lines(total: int) -> list[bytes]:
 
 
 def json_lines(pattern: str, total: int) -> list[bytes]:
-    source: list[bytes] = []
-    for path in sorted(TRANSCRIPTS.glob(pattern)):
-        source.extend(line for line in path.read_bytes().split(b"\n") if line)
-    out: list[bytes] = []
-    while len(out) < total:
-        out.extend(source)
-    return out[:total]
+    return repeated_transcripts(pattern, total)
 
 
 def to_chunks(lines: list[bytes]) -> list[bytes]:
