@@ -106,10 +106,6 @@ def text_lines(total: int) -> list[bytes]:
     return out[:total]
 
 
-def json_lines(pattern: str, total: int) -> list[bytes]:
-    return repeated_transcripts(pattern, total)
-
-
 def to_chunks(lines: list[bytes]) -> list[bytes]:
     data = b"\n".join(lines) + b"\n"
     return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
@@ -162,8 +158,8 @@ def main() -> None:
     args = parser.parse_args()
     cases = [
         ("text", text_lines(args.lines)),
-        ("codex-json", json_lines("codex/*.jsonl", args.json_lines)),
-        ("claude-stream-json", json_lines("claude/*.jsonl", args.json_lines)),
+        ("codex-json", repeated_transcripts("codex/*.jsonl", args.json_lines)),
+        ("claude-stream-json", repeated_transcripts("claude/*.jsonl", args.json_lines)),
     ]
     print(f"{'format':<20} {'lines':>10} {'records':>9} {'extract':>14} {'split+extract':>16}")
     for fmt, lines in cases:

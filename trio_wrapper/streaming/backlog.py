@@ -30,10 +30,6 @@ class Backlog:
         self.bytes = 0  # the held runs' weight
         self.runs = 0  # how many distinct runs are held
 
-    @property
-    def over(self) -> bool:
-        return self.bytes > self.limit
-
     def hold(self, run: Published) -> None:
         """One more client holds ``run``; the first one counts its weight."""
         if not run.holders:
