@@ -211,3 +211,22 @@ def test_a_run_shared_by_clients_is_counted_once() -> None:
     assert (backlog.runs, run.holders) == (1, 1)
     clients[2].drop_oldest()
     assert (backlog.bytes, backlog.runs, run.holders) == (0, 0, 0)
+
+
+def test_the_last_client_to_let_a_run_go_drops_its_frames() -> None:
+    backlog = Backlog(10**9)
+    clients = [FanoutClient(n, None, 100, None, backlog) for n in range(2)]
+    run = Published.of_lines("a1", 1, 1, [b"line"] * 3, "stdout", 1)
+    text_only = run.weight()
+    for client in clients:
+        client.push(run)
+    for client in clients:
+        runs, _ = client.take()
+        frames = b"".join(r.wire(True) for r in runs)  # what the send writes
+        assert frames.count(b"event: log") == 3
+        client.sent()
+        # Built once for both clients, kept while one of them still holds the run...
+        assert run.weight() > text_only or client is clients[-1]
+    # ... and gone with the last: a ring keeping the run for replays holds its text only.
+    assert (run.holders, run.weight(), backlog.bytes) == (0, text_only, 0)
+    assert run.wire(True) == frames  # streamed again, encoded again, the same

@@ -6,7 +6,9 @@ the same million lines hold one copy of them, not ten, so a bound per client, wh
 must count the shared run in full for each, either lets the total grow with the number
 of clients or cuts a fast firehose short for memory it does not use. This counts each
 run once: from the first client that holds it to the last that lets it go, at its
-weight (``Published.weight``), which grows when its frames are built while held.
+weight (``Published.weight``), which grows when its frames are built while held. The
+last one to let go also drops the frames (``Published.drop_frames``): a run the rings
+keep for replays then holds its text only, until a client streams it again.
 
 The fan-out (``Fanout._shed``) keeps the total under ``limit`` by dropping the oldest
 runs of the clients furthest behind.
@@ -47,6 +49,7 @@ class Backlog:
             self.runs -= 1
             run.held = 0
             run.backlog = None
+            run.drop_frames()
 
     def grew(self, run: Published, extra: int) -> None:
         """A held run built frames worth ``extra`` bytes (``Published.wire``)."""

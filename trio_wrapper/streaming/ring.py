@@ -182,6 +182,15 @@ class Published:
                 self.backlog.grew(self, len(cached))
         return cached
 
+    def drop_frames(self) -> None:
+        """Forget the frames ``wire`` built, once no client buffer holds the run (the
+        ``Backlog`` calls it). Kept, a ring's runs would hold for minutes up to twice
+        their text again in frames nobody is sending (for short lines, five times the
+        text), each built in the middle of a flood and scattered over the heap it grew.
+        A run streamed again is encoded again."""
+        self._wire = None
+        self._global_wire = None
+
     def weight(self) -> int:
         """What it holds now: its text, and the frames built so far (exact)."""
         weight = self.base
