@@ -196,3 +196,47 @@ def test_pymalloc_keeps_the_memory_of_a_flood() -> None:
     _, _, allocator, took, stays = scattered(environ)
     assert allocator == "pymalloc"
     assert stays > took // 2, (took, stays)
+
+
+# In a fresh process: eight threads allocate at once, each while the others hold theirs;
+# prints how many malloc arenas (``<heap nr=…>`` in malloc_info) there are then.
+ARENAS = """
+import ctypes, os, sys, tempfile, threading
+from trio_wrapper.runtime.heap import keep_freed_heap
+if sys.argv[1] == "tuned":
+    assert keep_freed_heap()
+barrier = threading.Barrier(8)
+def work():
+    held = [bytearray(2000) for _ in range(200)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+path = os.path.join(tempfile.mkdtemp(), "info.xml")
+stream = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, stream)
+libc.fclose(stream)
+print(open(path).read().count("<heap nr="))
+"""
+
+
+def test_threads_share_the_one_heap() -> None:
+    if not keep_freed_heap():
+        pytest.skip("not glibc: mallopt is not available, the heap is left as it is")
+    arenas = {
+        mode: int(
+            subprocess.run(
+                [sys.executable, "-c", ARENAS, mode], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for mode in ("default", "tuned")
+    }
+    assert arenas["default"] > 1  # glibc's default: arenas of their own for busy threads
+    assert arenas["tuned"] == 1

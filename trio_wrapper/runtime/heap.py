@@ -49,11 +49,18 @@ log = logging.getLogger(__name__)
 # mallopt parameters, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 # Blocks up to this size come from the heap (reused), not from their own mmap.
 MMAP_THRESHOLD = 4 * 1024 * 1024
 # Free memory at the top of the heap is given back only beyond this.
 TRIM_THRESHOLD = 64 * 1024 * 1024
+# One heap for every thread. glibc gives threads arenas of their own (up to 8 a core) so
+# that they need not wait for each other's locks; the daemon's threads are a few short
+# file and index calls, and each arena they leave behind keeps its own free and
+# fragmented memory for good (in a soak, 1.7 MB more resident at the end, in arenas of
+# threads long gone).
+ARENA_MAX = 1
 # Python's allocator, chosen when the interpreter starts (and only then).
 ALLOCATOR_VARIABLE = "PYTHONMALLOC"
 SYSTEM_ALLOCATOR = "malloc"
@@ -116,8 +123,10 @@ def keep_freed_heap() -> bool:
         log.debug("no mallopt in the C library: heap left as it is")
         return False
     # mallopt returns 1 on success, 0 on error.
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return (
+        bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        and bool(mallopt(M_ARENA_MAX, ARENA_MAX))
     )
 
 
