@@ -102,9 +102,10 @@ def test_serve_answers_each_feed_as_the_extractor_would(
     assert len(replies) == len(parts) + 1  # one per Feed, one for Finish
     assert [reply.finished for reply, _, _ in replies] == [False] * len(parts) + [True]
     assert all(reply.run == 7 for reply, _, _ in replies)
-    got = joined([Found(data, kinds) for _, data, kinds in replies])
+    got = joined([Found(data, kinds, reply.usage) for reply, data, kinds in replies])
     want = local(fmt, parts, RULES)
     assert (got.data, got.kinds) == (want.data, want.kinds)
+    assert list(got.usage) == list(want.usage)  # the condensed figures cross intact
     assert got, f"{name}: nothing extracted, the test would prove nothing"
 
 

@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from trio_wrapper.extract.figures import UsageFigure, condense
 from trio_wrapper.extract.records import RECORD_CLASSES, RECORD_TYPES, Record
 
 _KIND_INDEX: Final[dict[type, int]] = {cls: i for i, cls in enumerate(RECORD_CLASSES)}
@@ -22,19 +23,27 @@ _encode_lines = msgspec.json.Encoder().encode_lines
 
 class Found:
     """``data``: the records as JSON lines (each ends with ``\\n``); ``kinds``: for each
-    record, its index in :data:`RECORD_TYPES`."""
+    record, its index in :data:`RECORD_TYPES`; ``usage``: the records' usage figures,
+    condensed (``figures.condense``: a few records, for the usage tally)."""
 
-    __slots__ = ("data", "kinds")
+    __slots__ = ("data", "kinds", "usage")
 
-    def __init__(self, data: bytes = b"", kinds: bytes = b"") -> None:
+    def __init__(
+        self, data: bytes = b"", kinds: bytes = b"", usage: Sequence[UsageFigure] = ()
+    ) -> None:
         self.data = data
         self.kinds = kinds
+        self.usage = usage
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> Found:
         if not records:
             return NOTHING
-        return cls(_encode_lines(records), bytes(map(_KIND_INDEX.__getitem__, map(type, records))))
+        return cls(
+            _encode_lines(records),
+            bytes(map(_KIND_INDEX.__getitem__, map(type, records))),
+            condense(records),
+        )
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -47,7 +56,7 @@ class Found:
             return self
         if not self:
             return other
-        return Found(self.data + other.data, self.kinds + other.kinds)
+        return Found(self.data + other.data, self.kinds + other.kinds, [*self.usage, *other.usage])
 
     def lines(self) -> list[bytes]:
         """One JSON object per record. (JSON strings never hold a raw newline.)"""
@@ -70,7 +79,7 @@ class Found:
         return {RECORD_TYPES[kind]: n for kind, n in Counter(self.kinds).items()}
 
     def __repr__(self) -> str:
-        return f"Found({self.data!r}, {self.kinds!r})"
+        return f"Found({self.data!r}, {self.kinds!r}, {self.usage!r})"
 
 
 NOTHING: Final = Found()

@@ -32,6 +32,7 @@ import msgspec
 from trio_wrapper.core.lines import Lines
 from trio_wrapper.core.malloc import IdleTrim
 from trio_wrapper.extract import Extractor, Rule, make_extractor
+from trio_wrapper.extract.figures import UsageFigure
 from trio_wrapper.extract.found import NOTHING, Found
 
 HEADER: Final = struct.Struct(">I")
@@ -69,6 +70,8 @@ class Extracted(msgspec.Struct, tag="extracted", array_like=True):
     kinds_size: int
     # Event types the extractor did not know, counted since its previous answer.
     unknown: dict[str, int] = msgspec.field(default_factory=dict)
+    # The batch's usage figures, condensed (Found.usage: a few records, decoded with the header).
+    usage: list[UsageFigure] = msgspec.field(default_factory=list)
 
 
 ToWorker: TypeAlias = Hello | Open | Feed | Finish
@@ -171,6 +174,7 @@ class Worker:
             len(found.data),
             len(found.kinds),
             extractor.take_unknown(),
+            list(found.usage),
         )
 
 

@@ -26,19 +26,32 @@ CLI reports, and how it is counted:
 Figures are kept as each CLI reports them: Codex's and Gemini's input include their
 cached tokens, Claude's do not. The model is the latest ``session`` record ``model``
 (else the one given on the command line, else ``unknown``).
+
+Live, the tally is fed what extraction found already condensed (``extract/figures.py``,
+which also names the keys above): a few records a batch, never decoded again. From an
+events file, every record is decoded and added.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 
+from trio_wrapper.extract.figures import (
+    FALLBACK_TOKENS,
+    GEMINI_MODEL_TOKENS,
+    LATEST_COST,
+    LATEST_TOKENS,
+    SUMMED_COST,
+    SUMMED_TOKENS,
+    UsageFigure,
+    usable_number,
+)
 from trio_wrapper.extract.found import Found
-from trio_wrapper.extract.records import RECORD_TYPES
+from trio_wrapper.extract.records import FileOp, Metric
 
 TOKEN_TYPES: Final[tuple[str, ...]] = (
     "input",
@@ -50,35 +63,6 @@ TOKEN_TYPES: Final[tuple[str, ...]] = (
 )
 UNKNOWN_MODEL: Final = "unknown"
 
-# Cumulative figures: the latest value is the run's (Claude result, Codex turn.completed,
-# Gemini result stats, plain codex "tokens used").
-_LATEST_TOKENS: Final[dict[str, str]] = {
-    "input_tokens": "input",
-    "output_tokens": "output",
-    "cache_read_input_tokens": "cache_read",
-    "cache_creation_input_tokens": "cache_write",
-    "cached_input_tokens": "cache_read",
-    "reasoning_output_tokens": "reasoning",
-    "tokens_used": "other",
-}
-_LATEST_COST: Final = frozenset({"total_cost_usd", "session_cost_usd"})
-# Per-message figures: summed (aider).
-_SUMMED_TOKENS: Final[dict[str, str]] = {
-    "tokens_sent": "input",
-    "tokens_received": "output",
-    "tokens_cache_write": "cache_write",
-    "tokens_cache_hit": "cache_read",
-}
-_SUMMED_COST: Final = frozenset({"cost_usd"})
-# Claude's per-message usage: only when the run has no cumulative figure of that type.
-_FALLBACK_TOKENS: Final[dict[str, str]] = {
-    "message_input_tokens": "input",
-    "message_output_tokens": "output",
-}
-# Gemini --output-format json: stats.models.<model>.tokens.<kind>, flattened.
-_GEMINI_MODEL_TOKENS: Final = re.compile(
-    r"models\.(.+)\.tokens\.(prompt|candidates|cached|thoughts)"
-)
 _GEMINI_KINDS: Final[dict[str, str]] = {
     "prompt": "input",
     "candidates": "output",
@@ -86,7 +70,6 @@ _GEMINI_KINDS: Final[dict[str, str]] = {
     "thoughts": "reasoning",
 }
 _MODEL_FLAGS: Final = ("--model", "-m")
-_WANTED: Final = frozenset(RECORD_TYPES.index(kind) for kind in ("metric", "session", "file_op"))
 # In an events file every record is a JSON object with "type" first after "timestamp":
 # these byte strings cannot occur inside a JSON string (its quotes are escaped).
 _EVENT_MARKERS: Final = (b'"type":"metric"', b'"type":"session"', b'"type":"file_op"')
@@ -104,7 +87,6 @@ class UsageRecord(msgspec.Struct, gc=False):
 
 
 _decode_record = msgspec.json.Decoder(UsageRecord).decode
-_decode_records = msgspec.json.Decoder(list[UsageRecord]).decode
 
 
 @dataclass(slots=True)
@@ -152,14 +134,15 @@ class UsageTally:
     # ---- feeding ------------------------------------------------------------------
 
     def add(self, record: UsageRecord) -> None:
+        """One record as the events file has it (decoded)."""
         kind = record.type
         if kind == "metric":
             self._metric(record.key, record.value)
         elif kind == "session":
-            if record.key == "model" and isinstance(record.value, str) and record.value:
-                self.model = record.value
-        elif kind == "file_op" and record.path:
-            self.files.setdefault(record.path, set()).add(record.op)
+            if record.key == "model" and isinstance(record.value, str):
+                self._model(record.value)
+        elif kind == "file_op":
+            self._file_op(record.path, record.op)
 
     def add_json(self, line: bytes) -> None:
         """One record as JSON (a ``Found`` line, or an events file line)."""
@@ -171,22 +154,19 @@ class UsageTally:
             self.add(record)
 
     def add_found(self, found: Found) -> None:
-        """What extraction just found; only metric, session and file_op lines are read."""
-        kinds = found.kinds
-        if not any(kind in _WANTED for kind in set(kinds)):
-            return
-        wanted = [line for kind, line in zip(kinds, found.lines(), strict=True) if kind in _WANTED]
-        try:
-            # One decode for the batch: a Claude run has a metric or two on every line.
-            records = _decode_records(b"[" + b",".join(wanted) + b"]")
-        except msgspec.DecodeError:
-            for line in wanted:  # never expected (the extractor encoded them): one by one
-                self.add_json(line)
-            return
-        add = self.add
-        for record in records:
-            if record.line_num is not None:
-                add(record)
+        """What extraction just found: its usage figures, condensed where it was
+        extracted (``extract/figures.py``), so nothing is decoded again here."""
+        for figure in found.usage:
+            self.add_figure(figure)
+
+    def add_figure(self, figure: UsageFigure) -> None:
+        """One record as extraction made it."""
+        if isinstance(figure, Metric):
+            self._metric(figure.key, figure.value)
+        elif isinstance(figure, FileOp):
+            self._file_op(figure.path, figure.op)
+        elif figure.key == "model":
+            self._model(figure.value)
 
     def add_events_file(self, data: bytes) -> None:
         """A whole events file's content (``<stamp>-events.jsonl``)."""
@@ -194,26 +174,32 @@ class UsageTally:
             if any(marker in line for marker in _EVENT_MARKERS):
                 self.add_json(line)
 
+    def _model(self, model: str) -> None:
+        if model:
+            self.model = model
+
+    def _file_op(self, path: str, op: str) -> None:
+        if path:
+            self.files.setdefault(path, set()).add(op)
+
     def _metric(self, key: str, value: object) -> None:
-        if type(value) is not int and type(value) is not float:
+        if not usable_number(value):  # not a number, NaN, or nonsense
             return
-        number: float = value
-        if number != number or number < 0:  # NaN, or nonsense
-            return
-        if key in _LATEST_TOKENS:
-            self._latest[(_LATEST_TOKENS[key], "")] = (self.model, round(number))
-        elif key in _SUMMED_TOKENS:
-            slot = (self.model, _SUMMED_TOKENS[key])
+        number = cast(float, value)
+        if key in LATEST_TOKENS:
+            self._latest[(LATEST_TOKENS[key], "")] = (self.model, round(number))
+        elif key in SUMMED_TOKENS:
+            slot = (self.model, SUMMED_TOKENS[key])
             self._added[slot] = self._added.get(slot, 0) + round(number)
-        elif key in _LATEST_COST:
+        elif key in LATEST_COST:
             self._latest_cost = (self.model, float(number))
-        elif key in _SUMMED_COST:
+        elif key in SUMMED_COST:
             self._cost_added[self.model] = self._cost_added.get(self.model, 0.0) + number
-        elif key in _FALLBACK_TOKENS:
-            slot = (self.model, _FALLBACK_TOKENS[key])
+        elif key in FALLBACK_TOKENS:
+            slot = (self.model, FALLBACK_TOKENS[key])
             self._fallback[slot] = self._fallback.get(slot, 0) + round(number)
         elif key.startswith("models."):
-            m = _GEMINI_MODEL_TOKENS.fullmatch(key)
+            m = GEMINI_MODEL_TOKENS.fullmatch(key)
             if m is not None:
                 model, kind = m.groups()
                 self._latest[(_GEMINI_KINDS[kind], model)] = (model, round(number))

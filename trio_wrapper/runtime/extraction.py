@@ -208,7 +208,7 @@ class RemoteExtraction:
         self._store.in_code_block = reply.in_code_block
         if reply.unknown:
             self._store.add_unknown(reply.unknown)
-        self._publish(Found(data, kinds))
+        self._publish(Found(data, kinds, reply.usage))
         if reply.finished:
             self._worker.forget(self._run)
             self._finished.set()
