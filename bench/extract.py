@@ -387,32 +387,27 @@ def main() -> int:
 
     rows: list[list[object]] = []
     medians: dict[str, tuple[float, float | None]] = {}
+
+    def row(
+        kind: str,
+        tool: str,
+        runs: list[TrioRun] | list[MtailRun],
+        lines: int,
+        seconds: float,
+        ratio: str,
+    ) -> None:
+        walls = " / ".join(f"{r.seconds:.3f}" for r in runs)
+        cpu = f"{median([r.cpu for r in runs]):.2f}"
+        rows.append([kind, tool, walls, rate(lines, seconds), cpu, ratio])
+
     for src in sources:
         runs, peers = trio_runs[src.kind], mtail_runs[src.kind]
         tw_s = median([r.seconds for r in runs])
         mt_s = median([r.seconds for r in peers]) if peers else None
         medians[src.kind] = (tw_s, mt_s)
-        rows.append(
-            [
-                src.kind,
-                "trio_wrapper",
-                " / ".join(f"{r.seconds:.3f}" for r in runs),
-                rate(src.lines, tw_s),
-                f"{median([r.cpu for r in runs]):.2f}",
-                f"{src.lines / tw_s / (src.lines / mt_s):.1f}x" if mt_s else "",
-            ]
-        )
+        row(src.kind, "trio_wrapper", runs, src.lines, tw_s, f"{mt_s / tw_s:.1f}x" if mt_s else "")
         if mt_s is not None:
-            rows.append(
-                [
-                    src.kind,
-                    "mtail",
-                    " / ".join(f"{r.seconds:.3f}" for r in peers),
-                    rate(src.lines, mt_s),
-                    f"{median([r.cpu for r in peers]):.2f}",
-                    "",
-                ]
-            )
+            row(src.kind, "mtail", peers, src.lines, mt_s, "")
     print()
     print_table(["file", "tool", "wall s (runs)", "lines/s (median)", "CPU s", "vs mtail"], rows)
     print(
