@@ -64,7 +64,7 @@ from trio_wrapper.runtime import cgroups, proctree
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.interactive import Delivered, Interaction
 from trio_wrapper.runtime.pipeline import LinePipeline
-from trio_wrapper.runtime.pipes import grow_pipe
+from trio_wrapper.runtime.pipes import MIN_READ, grow_pipe, next_read_size
 from trio_wrapper.runtime.process import (
     LEADERS,
     StdinBlocked,
@@ -673,6 +673,7 @@ class Agent:
         stats = self.stats[stream_name]
         log_fd = self._log_fds[stream_name]
         chunk_size = self._chunk
+        asked = min(MIN_READ, chunk_size)
         pipeline = self._pipeline
         assert pipeline is not None
         # A PTY's output also feeds its screen (a copy into a bounded buffer).
@@ -682,7 +683,7 @@ class Agent:
         try:
             while True:
                 try:
-                    chunk = os.read(fd, chunk_size)
+                    chunk = os.read(fd, asked)
                 except BlockingIOError:
                     pipeline.idle(stream_name)
                     since_checkpoint = 0
@@ -704,9 +705,9 @@ class Agent:
                     self.io_faults.pop(f"{stream_name} log", None)
                 offset = stats.bytes
                 stats.bytes += written
-                pipeline.submit(
-                    stream_name, offset, chunk, busy=len(chunk) == chunk_size, stored=written
-                )
+                got = len(chunk)
+                pipeline.submit(stream_name, offset, chunk, busy=got == chunk_size, stored=written)
+                asked = next_read_size(got, asked, chunk_size)
                 if tap is not None:
                     tap(chunk)
                 since_checkpoint += len(chunk)
