@@ -13,8 +13,9 @@ spread over ``--minutes``.
 
 Twice, after the first wave and at the end, the traffic is stopped (every client closed,
 no agent listed, no SSE client reported) and the daemon is measured from /proc: zombie
-children, open fds, threads, the RSS of the daemon and of its extraction worker. Verdicts:
-zero zombies, zero leaked fds (end vs after the first wave), RSS at the end within 10 % of
+children, open fds, threads, the RSS of the daemon and of its extraction worker, and the
+daemon's trio tasks (``trio_wrapper_tasks`` in /metrics). Verdicts: zero zombies, zero
+leaked fds and tasks (end vs after the first wave), RSS at the end within 10 % of
 after the first wave, every log byte-identical, zero 5xx. Loopback only; every loop is
 bounded in count and time; everything started is stopped. Not part of ``make test``.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import tempfile
 import time
@@ -288,6 +290,7 @@ class Snapshot:
     workers: int
     sse_clients: int
     agents: int
+    tasks: int  # trio tasks alive in the daemon, as /metrics says (its own request's included)
 
 
 def proc_children(pid: int) -> list[tuple[int, str]]:
@@ -542,6 +545,17 @@ class Soak:
         self.tally.logs_checked += len(problems)
         self.tally.log_problems += [f"{name} ({p})" for name, p in problems if p]
 
+    async def task_count(self) -> int:
+        """``trio_wrapper_tasks`` from one /metrics scrape, on a connection of its own."""
+        async with self.client(1) as client:
+            answer = await self.request(client, "GET", "/metrics", "/metrics")
+        if answer is None:
+            raise BenchError("the daemon stopped answering")
+        found = re.search(r"^trio_wrapper_tasks (\d+)", answer.text, re.MULTILINE)
+        if found is None:
+            raise BenchError("/metrics has no trio_wrapper_tasks")
+        return int(found.group(1))
+
     async def checkpoint(self, label: str) -> Snapshot:
         """Quiet daemon: no agent listed, no SSE client; then /proc (our sockets closed)."""
         async with self.client(2) as client:
@@ -560,6 +574,7 @@ class Soak:
         await trio.sleep(SETTLE_SECONDS)  # our connections closed on the daemon's side too
         children = proc_children(self.pid)
         workers = worker_pids(self.pid)
+        self.fd_detail[label] = fd_kinds(self.pid)
         snap = Snapshot(
             zombies=sum(1 for _, state in children if state == "Z"),
             children=len(children),
@@ -570,9 +585,9 @@ class Soak:
             workers=len(workers),
             sse_clients=n_clients,
             agents=n_agents,
+            tasks=await self.task_count(),  # after /proc: its connection is not counted there
         )
         self.snapshots[label] = snap
-        self.fd_detail[label] = fd_kinds(self.pid)
         print(f"{label}: {snap}", flush=True)
         if n_agents:
             self.tally.unexpected.append(f"{label}: still listed {left}")
@@ -697,6 +712,7 @@ def report(soak: Soak, args: argparse.Namespace, elapsed: float, daemon_log: str
         ["children (the worker)", first.children, end.children],
         ["open fds", first.fds, end.fds],
         ["threads", first.threads, end.threads],
+        ["trio tasks", first.tasks, end.tasks],
         ["daemon RSS (KiB)", first.daemon_kb, end.daemon_kb],
         ["worker RSS (KiB)", first.worker_kb, end.worker_kb],
         ["daemon + worker RSS (KiB)", first.daemon_kb + first.worker_kb,
@@ -727,6 +743,12 @@ def report(soak: Soak, args: argparse.Namespace, elapsed: float, daemon_log: str
         goal_line(
             end.fds <= first.fds,
             f"open fds {first.fds} -> {end.fds} (goal: no growth, tolerance 0)",
+        )
+    )
+    print(
+        goal_line(
+            end.tasks <= first.tasks,
+            f"trio tasks {first.tasks} -> {end.tasks} (goal: no growth, tolerance 0)",
         )
     )
     print(

@@ -268,3 +268,22 @@ def test_namespace_is_configurable_and_checked(tmp_path: Path) -> None:
     for bad in ["", "1abc", "a-b", "a:b", "é"]:
         with pytest.raises(ConfigError, match=r"metrics\.namespace"):
             make_config(tmp_path, metrics={"namespace": bad})
+
+
+async def test_the_task_gauge_grows_with_an_agent_and_comes_back_after_it(
+    scenario: tuple[Client, Supervisor],
+) -> None:
+    client, supervisor = scenario
+
+    async def tasks() -> float:
+        return value(samples((await get_text(client, "/metrics"))[0]), f"{NS}_tasks")
+
+    quiet = await tasks()
+    assert quiet > 0
+    assert (await start(client, "sleeper", ["sleep", "30"])).status_code == 201
+    assert await tasks() > quiet  # its process, readers and line work
+    assert (await client.delete("/api/agents/sleeper")).status_code == 200
+    with trio.fail_after(10):
+        while await tasks() != quiet:  # noqa: ASYNC110 - a gauge polled: a stopped agent's tasks all end
+            await trio.sleep(0.02)
+    assert not supervisor.agents.get("sleeper")

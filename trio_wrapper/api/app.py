@@ -37,6 +37,7 @@ from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
 from trio_wrapper.runtime.runindex import IndexService
 from trio_wrapper.runtime.supervisor import Supervisor
+from trio_wrapper.runtime.tasks import TaskCount
 
 DAEMON_LOGGER = "trio_wrapper"
 # How long quart-trio gives the app's nursery on shutdown beyond the agents' stop grace.
@@ -117,11 +118,28 @@ def build_app(state: AppState, hub: Hub) -> QuartTrio:
     model = MetricsModel(supervisor, version=__version__, started_mono=state.started_mono)
     supervisor.observers.append(model)
     model.register_sse(hub)
+    _count_tasks(app, model)
     metrics.install(app, state, model)
     runs.install(app, state)
     install_sse_routes(app, hub, supervisor)
     dashboard.install(app)
     return app
+
+
+def _count_tasks(app: QuartTrio, model: MetricsModel) -> None:
+    """``trio_wrapper_tasks`` in /metrics: the tasks of the trio run that serves the app,
+    counted from its start (``runtime.tasks``), under the daemon or a plain hypercorn."""
+    tasks = TaskCount()
+
+    @app.before_serving
+    async def count_tasks() -> None:
+        tasks.install()
+        model.register_tasks(tasks.count)
+
+    @app.after_serving
+    async def stop_counting() -> None:
+        model.register_tasks(None)
+        tasks.uninstall()
 
 
 def _own_logging(config: Config) -> None:

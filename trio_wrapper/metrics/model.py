@@ -133,6 +133,7 @@ class MetricsModel:
         # Keyed by the Agent object, not its name: after a DELETE the name may be reused
         # at once, and the old run's late news must not land on the new one.
         self._sse: SseSource | None = None
+        self._tasks: Callable[[], int] | None = None
 
     # ---- fed by the agents (AgentObserver) and the extractor ------------------------
 
@@ -167,6 +168,10 @@ class MetricsModel:
     def register_sse(self, source: SseSource | None) -> None:
         """The SSE hub registers here; until then the SSE figures are true zeros."""
         self._sse = source
+
+    def register_tasks(self, count: Callable[[], int] | None) -> None:
+        """What counts the daemon's tasks (``runtime.tasks``); until then 0."""
+        self._tasks = count
 
     # ---- read by the formatters -----------------------------------------------------
 
@@ -233,4 +238,5 @@ class MetricsModel:
             events_per_second=self._rate.rate(now),
             agents=agents,
             sse=self._sse.sse_figures() if self._sse is not None else _NO_SSE,
+            tasks=self._tasks() if self._tasks is not None else 0,
         )

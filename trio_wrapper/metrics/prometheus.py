@@ -198,6 +198,9 @@ def families(
         _scalar(f"{ns}_sse_slow_disconnects_total", "counter",
                 "SSE clients disconnected for accepting nothing",
                 snap.sse.slow_disconnects_total),
+        _scalar(f"{ns}_tasks", "gauge",
+                "Trio tasks alive in the daemon (requests, streams, agents, timers)",
+                snap.tasks),
     ]  # fmt: skip
 
 

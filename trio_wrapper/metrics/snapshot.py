@@ -161,6 +161,7 @@ class MetricsSnapshot:
     events_per_second: float
     agents: Sequence[AgentFigures]
     sse: SseFigures = field(default_factory=SseFigures)
+    tasks: int = 0  # trio tasks alive in the daemon (0: not counted)
 
     @property
     def extractions_total(self) -> int:
