@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
 import pytest
 
 from tests.helpers import PY, wait_for
-from trio_wrapper.runtime import agent as agent_module
 from trio_wrapper.runtime.agent import Agent, AgentSpec
 from trio_wrapper.runtime.pipes import MIN_READ, next_read_size
 from trio_wrapper.runtime.supervisor import Supervisor
@@ -33,23 +33,31 @@ def test_the_most_wins_over_the_page() -> None:
 
 
 class ReadSpy:
-    """``os.read`` with what each call of an agent's reader asked for (other callers, such
-    as trio's own pipes, are let through unrecorded)."""
+    """``os.read`` with what each call of an agent's reader asked for and got, by
+    descriptor (other callers, such as trio's own pipes, are let through unrecorded)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.asked: dict[int, list[int]] = {}
+        self.reads: dict[int, list[tuple[int, int]]] = {}
         real = os.read
         reader = Agent._read.__code__
 
         def read(fd: int, n: int) -> bytes:
+            data = real(fd, n)
             if sys._getframe(1).f_code is reader:
-                self.asked.setdefault(fd, []).append(n)
-            return real(fd, n)
+                self.reads.setdefault(fd, []).append((n, len(data)))
+            return data
 
-        monkeypatch.setattr(agent_module.os, "read", read)
+        monkeypatch.setattr(os, "read", read)
 
-    def all_asks(self) -> list[int]:
-        return [n for asks in self.asked.values() for n in asks]
+    def asks(self) -> list[int]:
+        return [asked for reads in self.reads.values() for asked, _ in reads]
+
+    def check_each_ask(self) -> None:
+        """Every ask follows from the read before it on the same pipe."""
+        for reads in self.reads.values():
+            assert reads[0][0] == MIN_READ
+            for (asked, got), (next_ask, _) in itertools.pairwise(reads):
+                assert next_ask == next_read_size(got, asked, MOST), reads
 
 
 async def test_a_slow_writer_is_read_a_page_at_a_time_and_a_flood_a_megabyte_at_a_time(
@@ -62,14 +70,15 @@ async def test_a_slow_writer_is_read_a_page_at_a_time_and_a_flood_a_megabyte_at_
     slow = await supervisor.start(AgentSpec("slow", [PY, "-c", code], format="none"))
     await wait_for(lambda: not slow.is_live, 10)
     assert slow.stats["stdout"].lines == 5
-    asks = spy.all_asks()
-    assert asks and max(asks) == MIN_READ, asks  # a megabyte per line, before
+    assert spy.asks() and max(spy.asks()) == MIN_READ, spy.reads  # a megabyte a line, before
+    spy.check_each_ask()
 
-    spy.asked.clear()
-    flood = await supervisor.start(
-        AgentSpec("flood", ["head", "-c", str(8 * MOST), "/dev/zero"], format="none")
-    )
+    spy.reads.clear()
+    # One write of 8 MiB: the pipe is full whenever the reader comes, so its first read
+    # (a page) fills, and the next asks for all it may.
+    code = f"import sys; sys.stdout.buffer.write(bytes({8 * MOST}))"
+    flood = await supervisor.start(AgentSpec("flood", [PY, "-c", code], format="none"))
     await wait_for(lambda: not flood.is_live, 20)
     assert flood.stats["stdout"].bytes == 8 * MOST
-    asks = spy.all_asks()
-    assert asks.count(MOST) >= 7, asks  # after the first page, all it may
+    assert MOST in spy.asks(), spy.reads
+    spy.check_each_ask()
