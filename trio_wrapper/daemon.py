@@ -34,6 +34,7 @@ from trio_wrapper.api.sse import TRANSPORT_PEER
 from trio_wrapper.config import Config
 from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
+from trio_wrapper.runtime.deadlines import sweep_stale_deadlines_sooner
 from trio_wrapper.runtime.descriptors import Descriptors
 from trio_wrapper.runtime.heap import QuietTrim, keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
@@ -118,6 +119,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     """Run until SIGTERM/SIGINT, then stop every agent and return (exit code 0)."""
     raise_open_file_limit()
     keep_freed_heap()
+    sweep_stale_deadlines_sooner()
     # What an agent starts and abandons (setsid, a double fork) is re-parented to the
     # daemon instead of init, so a stop and the shutdown can still find and end it.
     why_not = become_subreaper()

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
+from collections.abc import Callable
 
-from trio_wrapper.core.malloc import IdleTrim, QuietSpells, give_back_freed_heap, libc_function
+from trio_wrapper.core.malloc import (
+    IdleTrim,
+    QuietSpells,
+    collect_garbage,
+    give_back_freed_heap,
+    libc_function,
+)
 
 
 def test_a_trim_comes_after_a_quiet_look_and_only_once() -> None:
@@ -57,3 +65,33 @@ def test_libc_functions_are_looked_up_once() -> None:
     first = libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int)
     assert libc_function("malloc_trim", (ctypes.c_size_t,), ctypes.c_int) is first
     assert libc_function("no_such_function_in_any_libc", (), ctypes.c_int) is None
+
+
+def cached_name_refs() -> tuple[int, int, Callable[[], int]]:
+    """A name made at run time (as C code does it, from a C string), looked up on a
+    class: CPython's type cache keeps a reference to it. Returns the references to the
+    name before the lookup, after it, and a way to count them again."""
+
+    class Holder:
+        incrementaldecoder = 1
+
+    name = "".join(["incremental", "decoder"])  # a new str, not the interned one
+    before = sys.getrefcount(name)
+    getattr(Holder(), name)
+    return before, sys.getrefcount(name), lambda: sys.getrefcount(name)
+
+
+def test_collect_garbage_lets_go_of_the_names_the_type_cache_kept() -> None:
+    before, after_lookup, count = cached_name_refs()
+    assert after_lookup == before + 1  # the cache holds it (what the soak found pinned)
+    collect_garbage()
+    assert count() == before
+
+
+def test_the_idle_trim_lets_go_of_them_too() -> None:
+    before, _, count = cached_name_refs()
+    trimmer = IdleTrim(trim=lambda: None)
+    trimmer.worked()
+    trimmer.look()
+    assert trimmer.look()
+    assert count() == before

@@ -106,6 +106,27 @@ async def test_quiet_trim_waits_for_a_quiet_spell(autojump_clock: object) -> Non
         trimmer.close()
 
 
+async def test_quiet_trim_lets_go_of_names_the_type_cache_kept(autojump_clock: object) -> None:
+    class Holder:
+        utcoffset = 1
+
+    name = "".join(["utc", "offset"])  # made at run time, as C code makes it
+    before = sys.getrefcount(name)
+    getattr(Holder(), name)
+    assert sys.getrefcount(name) == before + 1  # CPython's type cache keeps it
+    refs_at_trim: list[int] = []
+
+    async def trim() -> None:
+        refs_at_trim.append(sys.getrefcount(name))
+
+    trimmer = QuietTrim(lambda: 0, quiet_seconds=5.0, trim=trim)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trimmer.run)
+        await trio.sleep(6)  # the first quiet look (start-up is dirty): collect, trim
+        trimmer.close()
+    assert refs_at_trim == [before]  # let go of before the heap was trimmed
+
+
 def test_system_allocator_command_reruns_the_same_command_on_malloc() -> None:
     environ = {"PATH": "/bin", "TRIO_WRAPPER_X": "1"}
     argv = ["python3", "-X", "dev", "/venv/bin/trio-wrapper", "serve", "--port", "0"]

@@ -61,6 +61,7 @@ from trio_wrapper.extract.store import KEEP_BYTES, MAX_LIMIT, ExtractionStore
 from trio_wrapper.history.events import EventsFile, read_records
 from trio_wrapper.history.runfiles import STREAMS, RunFiles, write_prefix
 from trio_wrapper.runtime import cgroups, proctree
+from trio_wrapper.runtime.deadlines import sleep_in_slices
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.interactive import Delivered, Interaction
 from trio_wrapper.runtime.pipeline import LinePipeline
@@ -911,7 +912,7 @@ class Agent:
     async def _watch_timeout(self, scope: trio.CancelScope) -> None:
         assert self.spec.timeout_seconds is not None
         with scope:
-            await trio.sleep(self.spec.timeout_seconds)
+            await sleep_in_slices(self.spec.timeout_seconds)
             self._timed_out = True
             self.stop_reason = "timeout"
             if self.status.is_active:
