@@ -48,8 +48,9 @@ def collect_garbage() -> None:
     string (``"utcoffset"`` for every aware datetime, ``"incrementaldecoder"`` for every
     text file opened) makes that name anew each time: the cache keeps the latest copies
     alive, made in the middle of floods and scattered over the heap they grew, each
-    holding a page that ``malloc_trim`` could otherwise give back (in a soak, about a
-    third of the small objects alone on their page were such names)."""
+    holding a page that ``malloc_trim`` could otherwise give back (in a soak, 1,500 of the
+    5,000 small objects found on heap pages less than a quarter used were strings, most
+    of them such names)."""
     sys._clear_type_cache()
     gc.collect()
 
