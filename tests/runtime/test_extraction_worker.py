@@ -32,6 +32,7 @@ from trio_wrapper.extract.worker import (
     Finish,
     Hello,
     Open,
+    PipeSink,
     ReplyReader,
     frame,
     serve,
@@ -107,6 +108,95 @@ def test_serve_answers_each_feed_as_the_extractor_would(
     assert (got.data, got.kinds) == (want.data, want.kinds)
     assert list(got.usage) == list(want.usage)  # the condensed figures cross intact
     assert got, f"{name}: nothing extracted, the test would prove nothing"
+
+
+class Trickle(io.RawIOBase):
+    """A pipe's reading end as a reader sees it when writes come in pieces: each read
+    gives at most ``most`` bytes, whatever was asked, and ``b""`` only at the end."""
+
+    def __init__(self, data: bytes, most: int) -> None:
+        self._data = memoryview(data)
+        self._most = most
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._most if size < 0 else min(size, self._most)
+        piece, self._data = bytes(self._data[:size]), self._data[size:]
+        return piece
+
+
+@pytest.mark.parametrize("most", [1, 7, 4096])
+def test_serve_reads_frames_that_come_in_pieces(most: int) -> None:
+    """A short read is not the end of the input: the worker reads on. (It used to take a
+    short read for the end, and exit with its runs half done.)"""
+    parts = batches(lines_of("codex/plain_exec_v0.93_gaia_go.txt"), 3)
+    whole, pieces = io.BytesIO(), io.BytesIO()
+    serve(io.BytesIO(worker_input("text", parts)), whole)
+    serve(Trickle(worker_input("text", parts), most), pieces)  # type: ignore[arg-type]
+    assert pieces.getvalue() == whole.getvalue()
+    assert len(whole.getvalue()) > 1000, "nothing answered: the test would prove nothing"
+
+
+def test_the_pipe_sink_sends_every_byte_in_order_whatever_each_write_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write into a full pipe takes what fits when a signal or a ptrace stop (a
+    profiler) comes. Each answer (header, records, kinds) must still arrive whole and in
+    order: ``sys.stdout.buffer`` once sent records out of step with their header there,
+    and the daemon, reading garbage, gave the worker up."""
+    received = bytearray()
+    takes = iter([3, 1, 5000, 2, 70_000, 1, 10**9] * 1000)
+
+    def partial_writev(fd: int, buffers: Sequence[memoryview]) -> int:
+        joined = b"".join(buffers)
+        piece = joined[: next(takes)]
+        received.extend(piece)
+        return len(piece)
+
+    monkeypatch.setattr(os, "writev", partial_writev)
+    sink = PipeSink(-1)
+    answers = [os.urandom(n) for n in (17, 0, 100_000, 3, 250_000, 1)]
+    want = bytearray()
+    for i in range(0, len(answers), 3):
+        for part in answers[i : i + 3]:
+            sink.write(part)
+            want.extend(part)
+        sink.flush()
+    assert bytes(received) == bytes(want)
+    sink.flush()  # nothing pending: nothing sent
+    assert bytes(received) == bytes(want)
+
+
+def test_the_pipe_sink_delivers_an_answer_larger_than_the_pipe() -> None:
+    """On a real pipe narrower than the answer, read in small pieces."""
+    read_end, write_end = os.pipe()
+    try:
+        big = [os.urandom(300_000), b"kinds", frame(Finish(1))]
+        sink = PipeSink(write_end)
+        got = bytearray()
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+
+                def send() -> None:
+                    for part in big:
+                        sink.write(part)
+                    sink.flush()
+                    os.close(write_end)
+
+                nursery.start_soon(trio.to_thread.run_sync, send)
+                while True:
+                    piece = await trio.to_thread.run_sync(os.read, read_end, 1000)
+                    if not piece:
+                        break
+                    got.extend(piece)
+
+        trio.run(main)
+        assert bytes(got) == b"".join(big)
+    finally:
+        os.close(read_end)
 
 
 def test_worker_ignores_finish_for_a_run_it_does_not_know() -> None:
