@@ -8,9 +8,9 @@ another, each waited for until ``completed``. Only samples of a thread holding t
 count (``--gil``): the time each process spends running Python, which is what bounds
 them. The raw profiles are kept with ``--keep``, for flame graphs.
 
-    .venv/bin/python bench/profile.py --kind dense                  # cat: 64 KiB writes
-    .venv/bin/python bench/profile.py --kind dense --writer line    # a write per line
-    .venv/bin/python bench/profile.py --kind real-claude-json --lines 50000
+    .venv/bin/python bench/hotspots.py --kind dense                  # cat: 64 KiB writes
+    .venv/bin/python bench/hotspots.py --kind dense --writer line    # a write per line
+    .venv/bin/python bench/hotspots.py --kind real-claude-json --lines 50000
 
 Sampling slows both processes (by half and more at the default rate): the seconds printed
 are not the benchmark's, only the shares are worth reading. A share is the fraction of
@@ -50,7 +50,7 @@ SPY_START_SECONDS = 1.0  # py-spy attaches and starts sampling within this
 
 @dataclass
 class Profile:
-    """One process's samples: how many, and per frame (``function (file:line)``)."""
+    """One process's samples: how many, and per frame (``function (file)``)."""
 
     samples: int = 0
     total: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -68,9 +68,10 @@ def read_raw(path: Path, package: str = "trio_wrapper") -> Profile:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = [_function(frame) for frame in stack.split(";")[1:]]  # [0]: the process
-        if not frames:
-            continue
+        parts = stack.split(";")
+        if parts[0].startswith("process "):
+            parts.pop(0)  # py-spy names the process first when it follows subprocesses
+        frames = [_function(frame) for frame in parts]
         profile.samples += n
         profile.own[frames[-1]] += n
         for frame in set(frames):
@@ -91,7 +92,7 @@ def _function(frame: str) -> str:
 def run_agents(client: httpx.Client, command: list[str], fmt: str, runs: int) -> list[float]:
     seconds = []
     for run in range(runs):
-        name = f"profile-{run}"
+        name = f"hotspots-{run}"
         start = time.perf_counter()
         response = client.post(
             "/api/agents", json={"name": name, "command": command, "format": fmt}
@@ -157,7 +158,7 @@ def main() -> int:
     print(f"load average before: {load_average()}")
     fmt = fmt_of(args.kind)
     print(f"{args.kind}, {args.lines:,} lines, written by {args.writer}, format {fmt}")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-hotspots-"))
     spies: list[subprocess.Popen[bytes]] = []
     try:
         with (
