@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from trio_wrapper.core.fdwrite import write_all
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.history.runfiles import (
     RunFiles,
     load_history,
     open_append,
     read_meta,
-    write_all,
 )
 
 MOMENT = datetime(2026, 2, 10, 5, 44, 30, tzinfo=UTC)

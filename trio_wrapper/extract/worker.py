@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import pickle
 import signal
 import struct
@@ -30,6 +29,7 @@ from typing import BinaryIO, Final, Protocol, TypeAlias
 
 import msgspec
 
+from trio_wrapper.core.fdwrite import write_all
 from trio_wrapper.core.lines import Lines
 from trio_wrapper.core.malloc import IdleTrim
 from trio_wrapper.extract import Extractor, Rule, make_extractor
@@ -238,13 +238,14 @@ def serve(source: BinaryIO, sink: Sink, answered: Callable[[], None] | None = No
 
 class PipeSink:
     """The worker's answers, written straight to a pipe: what ``write`` is given is sent
-    at ``flush``, in one ``writev`` when the pipe takes it all, never copied. Every byte
-    goes, in order, however little each call takes: a write into a full pipe returns
-    what fitted when a signal or a ptrace stop comes. With py-spy attached to the worker
-    and answers of megabytes, ``sys.stdout.buffer`` (a ``BufferedWriter``) sent more
-    record bytes than the header announced, once in each of 8 sessions of dense text;
-    the daemon read records where the next header should be and gave the worker up
-    (its runs went on in the daemon, slower). With this sink: none in 3 sessions."""
+    at ``flush`` by ``core.fdwrite.write_all`` (one ``writev`` when the pipe takes it
+    all, never copied; every byte, in order, however little each call takes).
+
+    With py-spy attached to the worker and answers of megabytes, ``sys.stdout.buffer``
+    (a ``BufferedWriter``) sent more record bytes than the header announced, once in
+    each of 8 sessions of dense text; the daemon read records where the next header
+    should be and gave the worker up (its runs went on in the daemon, slower). With
+    this sink: none in 3 sessions."""
 
     __slots__ = ("_fd", "_parts")
 
@@ -259,14 +260,7 @@ class PipeSink:
 
     def flush(self) -> None:
         parts, self._parts = self._parts, []
-        views = [memoryview(part) for part in parts]
-        while views:
-            sent = os.writev(self._fd, views)
-            while views and sent >= len(views[0]):
-                sent -= len(views[0])
-                views.pop(0)
-            if sent:
-                views[0] = views[0][sent:]
+        write_all(self._fd, *parts)
 
 
 def main() -> None:

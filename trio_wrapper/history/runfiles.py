@@ -130,15 +130,6 @@ def open_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 
-def write_all(fd: int, *parts: bytes | memoryview) -> None:
-    """Write every part, in order, however many short writes that takes."""
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-
-
 def write_prefix(fd: int, data: bytes | memoryview) -> tuple[int, OSError | None]:
     """Write as much of ``data`` as the file takes: how many bytes it holds now, and the
     error that stopped the rest (``None`` when all went). A full disk often takes the
