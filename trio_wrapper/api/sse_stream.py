@@ -1,4 +1,5 @@
-"""One SSE client's stream, from subscription to its end, over ASGI ``send``/``receive``.
+"""One SSE client's stream, from subscription to its end, over ASGI ``send``/``receive``
+(its body pieces written straight to the connection where ``api.direct_body`` can).
 
 ``run_stream`` is a plain loop: wait for news and the hub's flush, send. It has no timer
 of its own: the hub's flusher releases every stream with news at once, a burst's worth at
@@ -26,6 +27,7 @@ from hypercorn.typing import (
     HTTPResponseStartEvent,
 )
 
+from trio_wrapper.api import direct_body
 from trio_wrapper.api.errors import http_status
 from trio_wrapper.core.errors import Refusal
 from trio_wrapper.runtime.hub import Client, Hub
@@ -86,13 +88,16 @@ async def run_stream(
         del sub  # its replay may be thousands of events: not kept for the stream's life
         if not going_on:
             return
+        # Under hypercorn's trio worker, body pieces go straight to the connection (see
+        # ``api.direct_body``); elsewhere, or if the chain is not there, through ``send``.
+        direct = direct_body.find(send) if client.inbox is not None else None
         client.ping_at = trio.current_time() + interval
         while True:
             step = client.next_step()
             if step is SEND:
                 chunks, done = _news(client, name, use_global)
                 for piece in _pieces(chunks):
-                    if not await _send(send, client, _body(piece)):
+                    if not await _send_piece(send, direct, client, piece):
                         return
                 del chunks
                 client.sent()
@@ -311,6 +316,22 @@ async def _send(send: ASGISendCallable, client: Client, message: ASGISendEvent) 
         return False
     client.sending_since = None
     return True
+
+
+async def _send_piece(
+    send: ASGISendCallable, direct: direct_body.DirectBody | None, client: Client, piece: bytes
+) -> bool:
+    """One piece of the body, written directly when it can be (``_send``'s contract): a
+    piece the direct writer could not write (the connection closed) goes through ``send``,
+    which then handles the closed connection as hypercorn does."""
+    if direct is not None:
+        client.sending_since = trio.current_time()
+        if await direct.send(piece):
+            if client.state is DROPPED:
+                return False
+            client.sending_since = None
+            return True
+    return await _send(send, client, _body(piece))
 
 
 async def _send_error(send: ASGISendCallable, err: Refusal) -> None:

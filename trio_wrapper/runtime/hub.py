@@ -54,13 +54,14 @@ class HubLimits:
     # The pacemaker's period: how late a ping may be, and how soon a disconnect is seen.
     poll_interval: float = 0.5
     shutdown_grace: float = 1.0
-    # The least time between two flushes (``Hub.flush_delay``): 0.05 ms a client, 10 ms at
+    # The least time between two flushes (``Hub.flush_delay``): 0.03 ms a client, 10 ms at
     # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send
-    # costs about the same CPU whatever it carries (about 30 us): at 100 clients this
-    # keeps the daemon under two thirds of a core for an agent printing a line every
-    # millisecond (docs/benchmarks.md).
+    # costs about the same CPU whatever it carries (about 10 us, written directly:
+    # ``api.direct_body``): at 100 clients this keeps the daemon near 60 % of a core for
+    # an agent printing a line every millisecond, with a p99 under 10 ms; at 0.02 ms it
+    # took 75 % for half a millisecond less (docs/benchmarks.md).
     coalesce: float = 0.010
-    coalesce_per_client: float = 5e-5
+    coalesce_per_client: float = 3e-5
 
     @classmethod
     def from_config(cls, sse: SseConfig) -> HubLimits:
