@@ -12,6 +12,7 @@ from trio_wrapper.core.lines import (
     LineSplitter,
     _has_line_over,
     after_newline,
+    count_newlines,
     joined,
     total_length,
 )
@@ -175,3 +176,18 @@ def test_total_length_is_the_sum_of_the_lines_without_splitting(chunks: list[byt
         assert before_split == sum(len(line) for line in lines) == total_length(lines)
     assert total_length(Lines(b"a\n\nbc", 3)) == 3
     assert total_length(Lines(b"", 0)) == 0
+
+
+@given(data=st.binary(max_size=3000), skip=st.integers(min_value=0, max_value=40))
+def test_count_newlines_counts_what_bytes_count_counts(data: bytes, skip: int) -> None:
+    """Whatever the bytes around them (0x0a inside UTF-8 never appears, but binary junk
+    does) and wherever a view starts: SIMD code has its edges at 16/32/64 bytes."""
+    assert count_newlines(data) == data.count(b"\n")
+    assert count_newlines(memoryview(data)[skip:]) == data[skip:].count(b"\n")
+
+
+def test_count_newlines_on_the_sizes_simd_code_splits_at() -> None:
+    for size in (0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 4097, 1 << 20):
+        assert count_newlines(b"\n" * size) == size
+        assert count_newlines(b"x\n" * size) == size
+        assert count_newlines(b"x" * size) == 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from trio_wrapper.core.lines import count_newlines
 from trio_wrapper.core.models import RunMeta
 from trio_wrapper.core.status import Status
 from trio_wrapper.core.timefmt import log_stamp, parse_rfc3339
@@ -156,7 +157,7 @@ def count_log(path: Path) -> tuple[int, int, float | None]:
             lines = 0
             last = b""
             while chunk := file.read(COUNT_CHUNK):
-                lines += chunk.count(b"\n")
+                lines += count_newlines(chunk)
                 last = chunk[-1:]
     except OSError:
         return 0, 0, None
