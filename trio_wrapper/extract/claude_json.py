@@ -12,11 +12,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 import msgspec
+from msgspec.structs import astuple
 
 from trio_wrapper.extract.jsonl import (
     JsonLinesExtractor,
     LineDecoder,
     add_metric,
+    add_metrics,
     compact,
     get_str,
     response_records,
@@ -124,12 +126,8 @@ _RESULT_METRICS: Final = (
     ("duration_api_ms", "ms"),
     ("num_turns", "turns"),
 )
-_RESULT_USAGE: Final = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
+# ``Usage``'s fields, in its order (``astuple``), all in tokens.
+_RESULT_USAGE: Final = tuple((field, "tokens") for field in Usage.__struct_fields__)
 
 
 def tool_name(name: str) -> str:
@@ -230,12 +228,15 @@ class ClaudeJsonExtractor(JsonLinesExtractor[Line]):
 
     def _result(self, line: Line, line_num: int, out: list[Record]) -> None:
         self._session("session_id", line.session_id, line_num, out)
-        for key, unit in _RESULT_METRICS:
-            add_metric(out, line_num, key, getattr(line, key), unit)
+        add_metrics(
+            out,
+            line_num,
+            _RESULT_METRICS,  # the values below in its order
+            (line.total_cost_usd, line.duration_ms, line.duration_api_ms, line.num_turns),
+        )
         usage = line.usage
         if usage is not None:
-            for key in _RESULT_USAGE:
-                add_metric(out, line_num, key, getattr(usage, key), "tokens")
+            add_metrics(out, line_num, _RESULT_USAGE, astuple(usage))
         subtype = line.subtype
         if line.is_error or (subtype and subtype != "success"):
             errors = [e for e in line.errors if type(e) is str]

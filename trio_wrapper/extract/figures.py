@@ -77,12 +77,27 @@ def usable_number(value: object) -> bool:
     return not (value != value or value < 0)  # NaN is the one value unequal to itself
 
 
+# What ``condense`` does with a metric, by key: its cumulative slot, or a sum (exact, or
+# floating-point kept record by record). A key in none (``duration_ms``…) is no usage.
+_SUM: Final = "+"
+_FLOAT_SUM: Final = "+."
+_ROUTE: Final[dict[str, str]] = {
+    **_LATEST_SLOT,
+    **dict.fromkeys(_SUMMED, _SUM),
+    **dict.fromkeys(SUMMED_COST, _FLOAT_SUM),
+}
+
+
 def condense(records: Iterable[Record]) -> list[UsageFigure]:
-    """The usage records of ``records``, condensed (above), or an empty list."""
+    """The usage records of ``records``, condensed (above), or an empty list.
+
+    Runs on every record a Claude stream yields (several metrics a line), so the common
+    cases come first: a metric whose key is no usage costs one dict lookup."""
     out: list[UsageFigure] = []
     latest: dict[str, Metric] = {}  # slot -> its latest record
     sums: dict[str, Metric] = {}  # key -> the sum so far, at its latest record's line
     files: dict[tuple[str, str], FileOp] = {}
+    route_of = _ROUTE.get
 
     def flush() -> None:
         out.extend(latest.values())
@@ -91,31 +106,34 @@ def condense(records: Iterable[Record]) -> list[UsageFigure]:
         sums.clear()
 
     for record in records:
-        if isinstance(record, Metric):
+        # ``type() is``: msgspec's Struct classes make a failing isinstance slow.
+        if type(record) is Metric:
+            key = record.key
+            route = route_of(key)
+            if route is None:
+                if not (key.startswith("models.") and GEMINI_MODEL_TOKENS.fullmatch(key)):
+                    continue
+                route = key
             value = record.value
             if not usable_number(value):
                 continue
-            key = record.key
-            slot = _LATEST_SLOT.get(key)
-            if slot is None and key.startswith("models.") and GEMINI_MODEL_TOKENS.fullmatch(key):
-                slot = key
-            if slot is not None:
-                latest.pop(slot, None)  # a slot's place is its latest record's
-                latest[slot] = record
-            elif key in _SUMMED:
+            if route is _SUM:
                 total = sums.get(key)
                 if total is None:  # a record of its own: the batch's records stay as they are
                     sums[key] = Metric(record.line_num, key, round(value), record.unit)
                 else:
                     total.line_num = record.line_num
                     total.value += round(value)
-            elif key in SUMMED_COST:
-                out.append(record)  # float sums: kept one by one, in order
-        elif isinstance(record, Session):
+            elif route is _FLOAT_SUM:
+                out.append(record)  # float sums: one by one, in order
+            else:
+                latest.pop(route, None)  # a slot's place is its latest record's
+                latest[route] = record
+        elif type(record) is Session:
             if record.key == "model" and record.value:
                 flush()  # what came before was the earlier model's
                 out.append(record)
-        elif isinstance(record, FileOp) and record.path:
+        elif type(record) is FileOp and record.path:
             files.setdefault((record.path, record.op), record)
     flush()
     out.extend(files.values())

@@ -372,6 +372,21 @@ def add_metric(out: list[Record], line_num: int, key: str, value: object, unit: 
         out.append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
 
 
+def add_metrics(
+    out: list[Record],
+    line_num: int,
+    keys: Sequence[tuple[str, str]],
+    values: Sequence[object],
+) -> None:
+    """``add_metric`` for each (key, unit) of ``keys`` and its value in ``values``, in one
+    call: a Claude ``result`` line has eight, and there is one per turn."""
+    append = out.append
+    for (key, unit), value in zip(keys, values, strict=True):
+        kind = type(value)
+        if (kind is int or kind is float) and value == value:
+            append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
+
+
 def unit_for(key: str) -> str:
     """A unit guessed from a metric's name (``duration_ms`` → ms, ``*_tokens`` → tokens)."""
     lowered = key.lower()
