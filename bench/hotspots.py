@@ -11,6 +11,7 @@ them. The raw profiles are kept with ``--keep``, for flame graphs.
     .venv/bin/python bench/hotspots.py --kind dense                  # cat: 64 KiB writes
     .venv/bin/python bench/hotspots.py --kind dense --writer line    # a write per line
     .venv/bin/python bench/hotspots.py --kind real-claude-json --lines 50000
+    .venv/bin/python bench/hotspots.py --writer line --format none   # capture alone
 
 Sampling slows both processes (by half and more at the default rate): the seconds printed
 are not the benchmark's, only the shares are worth reading. A share is the fraction of
@@ -144,6 +145,9 @@ def main() -> int:
     parser.add_argument(
         "--writer", choices=("cat", "line"), default="cat", help="64 KiB writes, or one per line"
     )
+    parser.add_argument(
+        "--format", default=None, help="the agents' format (default: the corpus file's own)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="agents, one after another")
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
     parser.add_argument("--top", type=int, default=20, help="frames shown per table")
@@ -156,7 +160,7 @@ def main() -> int:
     command = writer_command(path) if args.writer == "line" else ["/bin/cat", str(path)]
     print(f"machine: {machine()}")
     print(f"load average before: {load_average()}")
-    fmt = fmt_of(args.kind)
+    fmt = args.format or fmt_of(args.kind)
     print(f"{args.kind}, {args.lines:,} lines, written by {args.writer}, format {fmt}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-hotspots-"))
     spies: list[subprocess.Popen[bytes]] = []

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import sys
+import time
 
 import pytest
 
 from tests.helpers import PY, wait_for
 from trio_wrapper.runtime.agent import Agent, AgentSpec
-from trio_wrapper.runtime.pipes import MIN_READ, next_read_size
+from trio_wrapper.runtime.pipes import (
+    MIN_READ,
+    PAUSE_BELOW_BYTES,
+    READ_PAUSE_SECONDS,
+    ReadPacer,
+    next_read_size,
+)
 from trio_wrapper.runtime.supervisor import Supervisor
 
 MOST = 1024 * 1024
@@ -32,12 +40,36 @@ def test_the_most_wins_over_the_page() -> None:
     assert next_read_size(10, 100, 100) == 100
 
 
+def test_a_slow_writer_is_never_paused_for() -> None:
+    pacer = ReadPacer()
+    assert not pacer.at_empty_pipe()  # nothing read yet: wait for the pipe
+    for _ in range(3):
+        pacer.waited(0.05, paused=False)  # a line every 50 ms
+        assert not pacer.after_read(80, MIN_READ)
+        assert not pacer.at_empty_pipe()
+
+
+def test_a_burst_of_small_writes_is_read_a_millisecond_at_a_time() -> None:
+    pacer = ReadPacer()
+    pacer.waited(READ_PAUSE_SECONDS / 10, paused=False)  # the pipe was readable at once
+    assert pacer.after_read(40, MIN_READ)  # it emptied the pipe: pause before the next
+    pacer.waited(READ_PAUSE_SECONDS, paused=True)
+    assert not pacer.after_read(MIN_READ, MIN_READ)  # filled its ask: more is waiting
+    assert not pacer.after_read(PAUSE_BELOW_BYTES, MOST)  # a big read: the writer is fast
+    assert pacer.at_empty_pipe()  # empty after data: still a burst, pause again
+    pacer.waited(READ_PAUSE_SECONDS, paused=True)
+    assert not pacer.at_empty_pipe()  # nothing came in a pause: wait for the pipe
+    pacer.waited(1.0, paused=False)
+    assert not pacer.after_read(40, MIN_READ)  # a long wait: no longer a burst
+
+
 class ReadSpy:
     """``os.read`` with what each call of an agent's reader asked for and got, by
     descriptor (other callers, such as trio's own pipes, are let through unrecorded)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: dict[int, list[tuple[int, int]]] = {}
+        self.times: list[float] = []  # when each recorded read returned
         real = os.read
         reader = Agent._read.__code__
 
@@ -45,6 +77,7 @@ class ReadSpy:
             data = real(fd, n)
             if sys._getframe(1).f_code is reader:
                 self.reads.setdefault(fd, []).append((n, len(data)))
+                self.times.append(time.monotonic())
             return data
 
         monkeypatch.setattr(os, "read", read)
@@ -81,4 +114,22 @@ async def test_a_slow_writer_is_read_a_page_at_a_time_and_a_flood_a_megabyte_at_
     await wait_for(lambda: not flood.is_live, 20)
     assert flood.stats["stdout"].bytes == 8 * MOST
     assert MOST in spy.asks(), spy.reads
+    spy.check_each_ask()
+
+
+async def test_a_line_per_write_is_read_a_millisecond_at_a_time(
+    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20,000 lines, one ``write(2)`` each, as fast as the child can. Read as they came,
+    the reads followed each other within microseconds, six lines each; paused in the
+    burst, reads come about a millisecond apart, many lines each (a loaded machine only
+    spaces them more)."""
+    spy = ReadSpy(monkeypatch)
+    lines = 20_000
+    code = f"import os\nfor i in range({lines}):\n    os.write(1, b'line %d\\n' % i)"
+    agent = await supervisor.start(AgentSpec("burst", [PY, "-c", code], format="none"))
+    await wait_for(lambda: not agent.is_live, 20)
+    assert agent.stats["stdout"].lines == lines
+    gaps = [later - earlier for earlier, later in itertools.pairwise(spy.times)]
+    assert gaps and statistics.median(gaps) >= READ_PAUSE_SECONDS / 4, (gaps, spy.reads)
     spy.check_each_ask()

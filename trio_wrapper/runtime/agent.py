@@ -65,7 +65,13 @@ from trio_wrapper.runtime.deadlines import sleep_in_slices
 from trio_wrapper.runtime.extraction import ExtractionSide, ExtractionWorker, local_extraction
 from trio_wrapper.runtime.interactive import Delivered, Interaction
 from trio_wrapper.runtime.pipeline import LinePipeline
-from trio_wrapper.runtime.pipes import MIN_READ, grow_pipe, next_read_size
+from trio_wrapper.runtime.pipes import (
+    MIN_READ,
+    READ_PAUSE_SECONDS,
+    ReadPacer,
+    grow_pipe,
+    next_read_size,
+)
 from trio_wrapper.runtime.process import (
     LEADERS,
     StdinBlocked,
@@ -681,6 +687,7 @@ class Agent:
         interaction = self.interaction
         tap = interaction.on_output if interaction is not None and interaction.watches else None
         since_checkpoint = 0
+        pacer = ReadPacer()
         try:
             while True:
                 try:
@@ -688,7 +695,12 @@ class Agent:
                 except BlockingIOError:
                     pipeline.idle(stream_name)
                     since_checkpoint = 0
-                    await trio.lowlevel.wait_readable(fd)
+                    if pacer.at_empty_pipe():
+                        await _pause(pacer)
+                    else:
+                        began = trio.current_time()
+                        await trio.lowlevel.wait_readable(fd)
+                        pacer.waited(trio.current_time() - began, paused=False)
                     continue
                 except OSError as exc:
                     if exc.errno == errno.EIO:
@@ -708,11 +720,15 @@ class Agent:
                 stats.bytes += written
                 got = len(chunk)
                 pipeline.submit(stream_name, offset, chunk, busy=got == chunk_size, stored=written)
+                pause = pacer.after_read(got, asked)
                 asked = next_read_size(got, asked, chunk_size)
                 if tap is not None:
                     tap(chunk)
                 since_checkpoint += len(chunk)
-                if since_checkpoint >= READER_TURN_BYTES:
+                if pause:
+                    since_checkpoint = 0
+                    await _pause(pacer)
+                elif since_checkpoint >= READER_TURN_BYTES:
                     # Let the rest of the daemon (HTTP, other agents) have a turn.
                     since_checkpoint = 0
                     await trio.lowlevel.checkpoint()
@@ -1018,6 +1034,12 @@ class Agent:
             await self.write_input(data, eof=False, write_timeout=write_timeout)
 
         return await interaction.deliver(text, write)
+
+
+async def _pause(pacer: ReadPacer) -> None:
+    """A reader's pause in a burst of small writes (``pipes.ReadPacer``)."""
+    await trio.sleep(READ_PAUSE_SECONDS)
+    pacer.waited(READ_PAUSE_SECONDS, paused=True)
 
 
 def _size(size: Sequence[int] | None) -> tuple[int, int] | None:

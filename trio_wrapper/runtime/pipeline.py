@@ -48,10 +48,11 @@ Lost = Callable[[str, int, str | None], None]
 
 
 class _Pending:
-    """A chunk waiting for line work: in memory (``data``), only on disk (``data=None``),
-    or nowhere (``gap``: bytes the log could not take while memory was full)."""
+    """A chunk waiting for line work: in memory (``data``, and the chunks read right after
+    it in ``more``), only on disk (``data=None``), or nowhere (``gap``: bytes the log could
+    not take while memory was full)."""
 
-    __slots__ = ("data", "eof", "gap", "length", "offset", "stream")
+    __slots__ = ("data", "eof", "gap", "length", "more", "offset", "stream")
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class _Pending:
         self.offset = offset
         self.length = length
         self.data = data
+        self.more: list[bytes] | None = None
         self.eof = eof
         self.gap = gap
 
@@ -125,8 +127,24 @@ class LinePipeline:
         else:
             self._busy.discard(stream)
         if self._queued_bytes + length <= self._budget:
-            self._queue.append(_Pending(stream, offset, length, chunk))
             self._queued_bytes += length
+            last = self._queue[-1] if self._queue else None
+            if (
+                last is not None
+                and last.data is not None
+                and last.stream == stream
+                and last.length + length <= COALESCE_BYTES
+            ):
+                # Right behind a chunk of its stream still waiting: one item, one piece
+                # of line work. A child writing a line per ``write(2)`` gives a read per
+                # line; an item per read cost more than reading it.
+                if last.more is None:
+                    last.more = [chunk]
+                else:
+                    last.more.append(chunk)
+                last.length += length
+            else:
+                self._queue.append(_Pending(stream, offset, length, chunk))
         else:
             if stored:
                 self.deferred_bytes += stored
@@ -229,10 +247,12 @@ class LinePipeline:
         data = item.data
         assert data is not None
         queue = self._queue
-        if not queue or len(data) >= COALESCE_BYTES:
+        if item.more is None and (not queue or len(data) >= COALESCE_BYTES):
             return data
         parts = [data]
-        size = len(data)
+        if item.more is not None:
+            parts += item.more
+        size = item.length
         while queue:
             nxt = queue[0]
             if nxt.data is None or nxt.stream != item.stream or size + nxt.length > COALESCE_BYTES:
@@ -240,6 +260,8 @@ class LinePipeline:
             queue.popleft()
             self._queued_bytes -= nxt.length
             parts.append(nxt.data)
+            if nxt.more is not None:
+                parts += nxt.more
             size += nxt.length
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

@@ -36,3 +36,44 @@ def next_read_size(got: int, asked: int, most: int) -> int:
     if got >= asked:
         return most
     return min(most, max(MIN_READ, 2 * got))
+
+
+# A child writing small pieces fast (a line per ``write(2)``) keeps its reader busy with a
+# read a few lines long: each costs the daemon a log write and a hand-over, and every
+# read and write on the pipe contends for its lock, which slows the child. So in a burst
+# (the last wait for the pipe ended within this long, or was a pause) a read that emptied
+# the pipe (it brought less than it asked for) and brought less than PAUSE_BELOW_BYTES,
+# or an empty pipe, makes the reader pause this long before the next read: the writes of
+# that millisecond come in one read. A slow writer's waits
+# are longer than this: its lines are read as they come.
+READ_PAUSE_SECONDS = 0.001
+PAUSE_BELOW_BYTES = 64 * 1024
+
+
+class ReadPacer:
+    """When a pipe's reader pauses (above).
+
+    After a read that asked for ``asked`` bytes and brought ``got``, ``after_read(got,
+    asked)``; at an empty pipe, ``at_empty_pipe()``. True: pause
+    :data:`READ_PAUSE_SECONDS`, then ``waited(…, paused=True)``. False: read on, or at an
+    empty pipe wait until it is readable, then ``waited(seconds, paused=False)``. Pure:
+    the reader does the waiting."""
+
+    __slots__ = ("_bursting", "_got")
+
+    def __init__(self) -> None:
+        self._got = False  # data came since the last wait
+        self._bursting = False  # the last wait was short, or a pause: the writer writes fast
+
+    def after_read(self, got: int, asked: int) -> bool:
+        self._got = True
+        return self._bursting and got < asked and got < PAUSE_BELOW_BYTES
+
+    def at_empty_pipe(self) -> bool:
+        # Nothing came after a pause: the burst is over, wait for the pipe again.
+        pause = self._got and self._bursting
+        self._got = False
+        return pause
+
+    def waited(self, seconds: float, *, paused: bool) -> None:
+        self._bursting = paused or seconds < READ_PAUSE_SECONDS
