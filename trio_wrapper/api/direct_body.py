@@ -3,8 +3,9 @@
 Each ``http.response.body`` a stream sends goes through hypercorn's ``HTTPStream.app_send``
 (an event object), ``H11Protocol.stream_send`` (another), h11's ``Connection.send`` (the
 chunk framing, its state checks, a join) and ``TCPServer.protocol_send`` (the lock, a
-shielded scope, ``send_all``): about 30 us a send, paid per client per flush. A stream at
-100 clients that is most of the flush, and so most of the delay the last client sees.
+shielded scope, ``send_all``), paid per client per flush. Skipping them took the daemon
+from 78 % to 46 % of a core at 100 clients and 200 flushes a second (about 16 us of the
+39 a send cost), and the flush delay, and so the latency, could shrink with it.
 
 For an HTTP/1.1 response hypercorn frames with chunked encoding, ``DirectBody`` does the
 last step itself: ``%x\\r\\n`` + data + ``\\r\\n`` (exactly what h11's ``ChunkedWriter``

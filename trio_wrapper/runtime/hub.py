@@ -56,10 +56,10 @@ class HubLimits:
     shutdown_grace: float = 1.0
     # The least time between two flushes (``Hub.flush_delay``): 0.03 ms a client, 10 ms at
     # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send
-    # costs about the same CPU whatever it carries (about 10 us, written directly:
-    # ``api.direct_body``): at 100 clients this keeps the daemon near 60 % of a core for
-    # an agent printing a line every millisecond, with a p99 under 10 ms; at 0.02 ms it
-    # took 75 % for half a millisecond less (docs/benchmarks.md).
+    # costs about the same CPU whatever it carries (about 23 us written directly by
+    # ``api.direct_body``, 39 through ASGI): at 100 clients this keeps the daemon near
+    # 60 % of a core for an agent printing a line every millisecond, with a p99 under
+    # 10 ms; at 0.02 ms it took 75 % for half a millisecond less (docs/benchmarks.md).
     coalesce: float = 0.010
     coalesce_per_client: float = 3e-5
 
