@@ -7,7 +7,6 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -16,9 +15,7 @@ from trio_wrapper.runtime.agent import Agent, AgentSpec
 from trio_wrapper.runtime.pipes import (
     MIN_READ,
     PAUSE_BELOW_BYTES,
-    PIPE_EMPTY,
     READ_PAUSE_SECONDS,
-    LogSplice,
     ReadPacer,
     next_read_size,
 )
@@ -136,87 +133,3 @@ async def test_a_line_per_write_is_read_a_millisecond_at_a_time(
     gaps = [later - earlier for earlier, later in itertools.pairwise(spy.times)]
     assert gaps and statistics.median(gaps) >= READ_PAUSE_SECONDS / 4, (gaps, spy.reads)
     spy.check_each_ask()
-
-
-def test_a_splice_moves_a_pipe_into_the_log_at_the_offset(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    log_fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    splice = LogSplice(read_end, log_fd)
-    try:
-        os.write(log_fd, b"read before\n")  # what plain reads had appended
-        assert splice.move(MOST, 12) == PIPE_EMPTY
-        os.write(write_end, b"x" * 5000 + b"\n")
-        assert splice.move(MOST, 12) == 5001
-        os.write(log_fd, b"appended\n")  # the reader's own appends go on after it
-        os.write(write_end, b"tail\n")
-        assert splice.move(3, 5022) == 3  # at most what it is asked for
-        assert splice.move(MOST, 5025) == 2
-        os.close(write_end)
-        assert splice.move(MOST, 5027) == 0  # the pipe's end of file
-        assert log.read_bytes() == b"read before\n" + b"x" * 5000 + b"\nappended\ntail\n"
-    finally:
-        splice.close()
-        os.close(read_end)
-        os.close(log_fd)
-
-
-def test_a_log_someone_else_changed_is_no_longer_spliced_into(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    log_fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    splice = LogSplice(read_end, log_fd)
-    try:
-        os.write(write_end, b"line\n")
-        os.truncate(log, 0)
-        assert splice.move(MOST, 10) is None  # its size is not where the reader is
-        assert not splice.usable
-        assert splice.move(MOST, 0) is None  # for good: the reads take over
-        assert os.read(read_end, 100) == b"line\n"  # nothing was moved
-    finally:
-        splice.close()
-        os.close(read_end)
-        os.close(write_end)
-        os.close(log_fd)
-
-
-def test_a_deleted_log_is_still_spliced_into(tmp_path: Path) -> None:
-    log = tmp_path / "out.log"
-    log_fd = os.open(log, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    splice = LogSplice(read_end, log_fd)
-    try:
-        log.unlink()
-        os.write(write_end, b"after the unlink\n")
-        assert splice.move(MOST, 0) == 17
-        assert os.pread(log_fd, 100, 0) == b"after the unlink\n"
-    finally:
-        splice.close()
-        os.close(read_end)
-        os.close(write_end)
-        os.close(log_fd)
-
-
-async def test_a_flood_goes_to_the_log_by_splice_and_is_still_counted(
-    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """32 MiB in one write: after the first reads fill the buffer, the kernel moves the
-    rest to the log; the daemon reads it back for its lines, all of them."""
-    spy = ReadSpy(monkeypatch)
-    lines = 4 * MOST
-    code = f"import sys; sys.stdout.buffer.write(b'1234567\\n' * {lines})"
-    flood = await supervisor.start(AgentSpec("spliced", [PY, "-c", code], format="none"))
-    await wait_for(lambda: not flood.is_live, 30)
-    stats = flood.stats["stdout"]
-    assert stats.bytes == 8 * lines and stats.lines == lines and stats.lost_bytes == 0
-    read = sum(got for reads in spy.reads.values() for _, got in reads)
-    assert read < stats.bytes / 4, read  # most of it never went through a read
-    assert _log_is_lines(flood.files.log("stdout"), b"1234567\n", lines)
-
-
-def _log_is_lines(log: Path, line: bytes, count: int) -> bool:
-    with log.open("rb") as file:
-        return file.read() == line * count

@@ -68,7 +68,6 @@ from trio_wrapper.runtime.pipeline import LinePipeline
 from trio_wrapper.runtime.pipes import (
     MIN_READ,
     READ_PAUSE_SECONDS,
-    LogSplice,
     ReadPacer,
     grow_pipe,
     next_read_size,
@@ -689,30 +688,8 @@ class Agent:
         tap = interaction.on_output if interaction is not None and interaction.watches else None
         since_checkpoint = 0
         pacer = ReadPacer()
-        # A flood (reads that fill the buffer) goes to the log by splice; not a PTY's,
-        # whose screen needs the bytes.
-        splice = LogSplice(fd, log_fd) if tap is None else None
-        flooding = False
         try:
             while True:
-                if flooding:
-                    assert splice is not None
-                    moved = splice.move(chunk_size, stats.bytes)
-                    flooding = moved == chunk_size
-                    if moved == 0:
-                        break
-                    if moved is not None and moved > 0:
-                        if self.io_faults:
-                            self.io_faults.pop(f"{stream_name} log", None)
-                        offset = stats.bytes
-                        stats.bytes += moved
-                        pipeline.submit_stored(stream_name, offset, moved, busy=flooding)
-                        since_checkpoint += moved
-                        if since_checkpoint >= READER_TURN_BYTES:
-                            since_checkpoint = 0
-                            await trio.lowlevel.checkpoint()
-                        continue
-                    # The pipe is empty, or this log is not spliced into: read it.
                 try:
                     chunk = os.read(fd, asked)
                 except BlockingIOError:
@@ -744,7 +721,6 @@ class Agent:
                 got = len(chunk)
                 pipeline.submit(stream_name, offset, chunk, busy=got == chunk_size, stored=written)
                 pause = pacer.after_read(got, asked)
-                flooding = got == chunk_size and splice is not None and splice.usable
                 asked = next_read_size(got, asked, chunk_size)
                 if tap is not None:
                     tap(chunk)
@@ -757,8 +733,6 @@ class Agent:
                     since_checkpoint = 0
                     await trio.lowlevel.checkpoint()
         finally:
-            if splice is not None:
-                splice.close()
             pipeline.end(stream_name)
 
     def _lost(self, stream_name: str, count: int, why: str | None) -> None:

@@ -154,17 +154,6 @@ class LinePipeline:
                 self._defer(stream, 0, length - stored, gap=True)
         self._wakeup.set()
 
-    def submit_stored(self, stream: str, offset: int, length: int, *, busy: bool) -> None:
-        """``length`` bytes that went from the pipe to the log file at ``offset`` without
-        being read (``splice``): their line work reads them back from the log."""
-        if busy:
-            self._busy.add(stream)
-        else:
-            self._busy.discard(stream)
-        self.deferred_bytes += length
-        self._defer(stream, offset, length, gap=False)
-        self._wakeup.set()
-
     def _defer(self, stream: str, offset: int, length: int, *, gap: bool) -> None:
         last = self._queue[-1] if self._queue else None
         if (

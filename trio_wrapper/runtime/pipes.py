@@ -1,11 +1,9 @@
-"""Reading a child's pipe: buffers sized for floods, read sizes, pauses in bursts of small
-writes, and floods moved to the log by the kernel."""
+"""Pipe buffers sized for floods."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 
 # A bigger pipe buffer lets a fast writer go on while its reader is busy: a child that
 # floods its stdout, or the daemon and its extraction worker, each with work in hand.
@@ -79,60 +77,3 @@ class ReadPacer:
 
     def waited(self, seconds: float, *, paused: bool) -> None:
         self._bursting = paused or seconds < READ_PAUSE_SECONDS
-
-
-PIPE_EMPTY = -1  # ``LogSplice.move``: nothing in the pipe right now
-
-
-class LogSplice:
-    """A flood moved from a child's pipe into its log file by the kernel (``splice(2)``),
-    never copied through the daemon: the log fills at the speed of the page cache, and the
-    line work reads it back from there, as it does with any chunk that came while it was
-    behind.
-
-    ``splice`` refuses a descriptor opened for appending, which the log's is; the log is
-    opened again (through ``/proc/self/fd``, so a log deleted meanwhile still is) without
-    it, and each move writes at the offset the reader has reached. A log whose size is
-    not that offset (someone truncated or wrote it) is not spliced into any more: the
-    plain reads and appends take over and report what they find. So does any error:
-    ``splice`` either moves bytes or moves none, and the read path then meets the same
-    fault (a full disk) and counts it as it always has.
-    """
-
-    __slots__ = ("_log", "_out", "_pipe", "usable")
-
-    def __init__(self, pipe_fd: int, log_fd: int) -> None:
-        self._pipe = pipe_fd
-        self._log = log_fd
-        self._out: int | None = None
-        self.usable = hasattr(os, "splice")
-
-    def move(self, count: int, offset: int) -> int | None:
-        """Up to ``count`` bytes from the pipe to the log at ``offset``: how many (0: the
-        pipe's end of file), :data:`PIPE_EMPTY`, or None when this log is not spliced
-        into (any more): read the pipe instead."""
-        if not self.usable:
-            return None
-        try:
-            if self._out is None:
-                self._out = os.open(f"/proc/self/fd/{self._log}", os.O_WRONLY | os.O_CLOEXEC)
-            if os.fstat(self._out).st_size != offset:
-                self.usable = False
-                return None
-            return os.splice(
-                self._pipe,
-                self._out,
-                count,
-                offset_dst=offset,
-                flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK,
-            )
-        except BlockingIOError:
-            return PIPE_EMPTY
-        except OSError:
-            self.usable = False
-            return None
-
-    def close(self) -> None:
-        if self._out is not None:
-            os.close(self._out)
-            self._out = None
