@@ -12,11 +12,15 @@ from typing import Any
 import trio
 from hypercorn.trio import serve
 
-from tests.helpers import make_config
+from tests.helpers import PY, make_config, wait_for
 from trio_wrapper.api.app import create_app, hub_limits
 from trio_wrapper.daemon import hypercorn_config, served_app
+from trio_wrapper.runtime.agent import AgentSpec
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.supervisor import Supervisor
+
+# An agent that prints a line per stdin line: the test decides when output happens.
+ECHO = [PY, "-c", "import sys\nfor l in sys.stdin: print(l.strip(), flush=True)"]
 
 
 @dataclass
@@ -49,3 +53,11 @@ async def live_server(tmp_path: Path, **sections: dict[str, Any]) -> AsyncIterat
                 await hub.shutdown()
                 stop.set()
                 await supervisor.shutdown()
+
+
+async def run_echo(live: Live, name: str, lines: int) -> None:
+    """An ``ECHO`` agent fed ``lines`` lines at once, then its end of input; until it ends."""
+    agent = await live.supervisor.start(AgentSpec(name, ECHO, stdin=True))
+    payload = "".join(f"line {i}\n" for i in range(lines)).encode()
+    await agent.write_input(payload, eof=True, write_timeout=5)
+    await wait_for(lambda: not agent.is_live)

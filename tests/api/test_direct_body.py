@@ -18,12 +18,10 @@ import trio
 import trio.testing
 from httpx_sse import aconnect_sse
 
-from tests.helpers import PY, wait_for
-from tests.live import Live, live_server
+from tests.helpers import wait_for
+from tests.live import ECHO, live_server, run_echo
 from trio_wrapper.api import direct_body
 from trio_wrapper.runtime.agent import AgentSpec
-
-ECHO = [PY, "-c", "import sys\nfor l in sys.stdin: print(l.strip(), flush=True)"]
 
 
 @pytest.fixture
@@ -40,13 +38,6 @@ def direct_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(direct_body.DirectBody, "send", counted)
     return sizes
-
-
-async def run_echo(live: Live, name: str, lines: int) -> None:
-    agent = await live.supervisor.start(AgentSpec(name, ECHO, stdin=True))
-    payload = "".join(f"line {i}\n" for i in range(lines)).encode()
-    await agent.write_input(payload, eof=True, write_timeout=5)
-    await wait_for(lambda: not agent.is_live)
 
 
 async def test_a_live_stream_is_written_directly_and_parses(

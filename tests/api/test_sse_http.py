@@ -14,11 +14,8 @@ import trio.testing
 from httpx_sse import aconnect_sse
 
 from tests.helpers import PY, TRANSCRIPTS, wait_for
-from tests.live import Live, live_server
+from tests.live import ECHO, live_server, run_echo
 from trio_wrapper.runtime.agent import AgentSpec
-
-# An agent that prints a line per stdin line: the test decides when output happens.
-ECHO = [PY, "-c", "import sys\nfor l in sys.stdin: print(l.strip(), flush=True)"]
 
 
 async def collect(client: httpx.AsyncClient, path: str, **kw: Any) -> list[tuple[str, str, Any]]:
@@ -28,13 +25,6 @@ async def collect(client: httpx.AsyncClient, path: str, **kw: Any) -> list[tuple
         async for sse in source.aiter_sse():
             out.append((sse.event, sse.id, json.loads(sse.data)))
     return out
-
-
-async def run_echo(live: Live, name: str, lines: int) -> None:
-    agent = await live.supervisor.start(AgentSpec(name, ECHO, stdin=True))
-    payload = "".join(f"line {i}\n" for i in range(lines)).encode()
-    await agent.write_input(payload, eof=True, write_timeout=5)
-    await wait_for(lambda: not agent.is_live)
 
 
 async def test_order_ids_and_complete(tmp_path: Path) -> None:
