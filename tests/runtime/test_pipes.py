@@ -63,6 +63,29 @@ def test_a_burst_of_small_writes_is_read_a_millisecond_at_a_time() -> None:
     assert not pacer.after_read(40, MIN_READ)  # a long wait: no longer a burst
 
 
+def test_a_pipe_refilled_between_two_reads_is_a_burst() -> None:
+    """The writer on the other core: the reader never finds the pipe empty, so it never
+    waits for it, yet each read empties it (CI saw reads of 1,411, 810, 162… bytes
+    microseconds apart)."""
+    pacer = ReadPacer()
+    pacer.waited(0.05, paused=False)  # a long wait: not known as a burst
+    assert not pacer.after_read(1411, MIN_READ)  # emptied the pipe once: may be a slow writer
+    assert pacer.after_read(810, MIN_READ)  # refilled at once and emptied again: pause
+    pacer.waited(READ_PAUSE_SECONDS, paused=True)
+    assert pacer.after_read(3000, MIN_READ)
+
+
+def test_reads_that_fill_their_ask_are_no_burst() -> None:
+    pacer = ReadPacer()
+    pacer.waited(0.05, paused=False)
+    assert not pacer.after_read(MIN_READ, MIN_READ)  # more is waiting: a flood
+    assert not pacer.after_read(500_000, MOST)  # the flood's end emptied the pipe
+    assert not pacer.after_read(MOST, MOST)
+    pacer.waited(0.05, paused=False)  # a wait between two emptying reads
+    assert not pacer.after_read(80, MIN_READ)
+    assert not pacer.at_empty_pipe()
+
+
 class ReadSpy:
     """``os.read`` with what each call of an agent's reader asked for and got, by
     descriptor (other callers, such as trio's own pipes, are let through unrecorded)."""
@@ -117,18 +140,33 @@ async def test_a_slow_writer_is_read_a_page_at_a_time_and_a_flood_a_megabyte_at_
     spy.check_each_ask()
 
 
+@pytest.mark.parametrize("writer_core", ["same", "other"])
 async def test_a_line_per_write_is_read_a_millisecond_at_a_time(
-    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch
+    supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch, writer_core: str
 ) -> None:
     """20,000 lines, one ``write(2)`` each, as fast as the child can. Read as they came,
     the reads followed each other within microseconds, six lines each; paused in the
     burst, reads come about a millisecond apart, many lines each (a loaded machine only
-    spaces them more)."""
+    spaces them more). The writer runs on the reader's core (the reader finds the pipe
+    empty between writes) or on another (it may never find it empty): both are paused
+    for."""
+    cores = sorted(os.sched_getaffinity(0))
+    if writer_core == "other" and len(cores) < 2:
+        pytest.skip("one CPU here: no other core for the writer")
+    reader = cores[0]
+    writer = reader if writer_core == "same" else cores[1]
     spy = ReadSpy(monkeypatch)
     lines = 20_000
-    code = f"import os\nfor i in range({lines}):\n    os.write(1, b'line %d\\n' % i)"
-    agent = await supervisor.start(AgentSpec("burst", [PY, "-c", code], format="none"))
-    await wait_for(lambda: not agent.is_live, 20)
+    code = (
+        f"import os\nos.sched_setaffinity(0, {{{writer}}})\n"
+        f"for i in range({lines}):\n    os.write(1, b'line %d\\n' % i)"
+    )
+    os.sched_setaffinity(0, {reader})  # this thread: the daemon's, whose reader it is
+    try:
+        agent = await supervisor.start(AgentSpec("burst", [PY, "-c", code], format="none"))
+        await wait_for(lambda: not agent.is_live, 20)
+    finally:
+        os.sched_setaffinity(0, cores)
     assert agent.stats["stdout"].lines == lines
     gaps = [later - earlier for earlier, later in itertools.pairwise(spy.times)]
     assert gaps and statistics.median(gaps) >= READ_PAUSE_SECONDS / 4, (gaps, spy.reads)

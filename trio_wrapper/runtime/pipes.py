@@ -40,11 +40,13 @@ def next_read_size(got: int, asked: int, most: int) -> int:
 
 # A child writing small pieces fast (a line per ``write(2)``) keeps its reader busy with a
 # read a few lines long: each costs the daemon a log write and a hand-over, and every
-# read and write on the pipe contends for its lock, which slows the child. So in a burst
-# (the last wait for the pipe ended within this long, or was a pause) a read that emptied
-# the pipe (it brought less than it asked for) and brought less than PAUSE_BELOW_BYTES,
-# or an empty pipe, makes the reader pause this long before the next read: the writes of
-# that millisecond come in one read. A slow writer's waits
+# read and write on the pipe contends for its lock, which slows the child. So in a burst,
+# a read that emptied the pipe (it brought less than it asked for) and brought less than
+# PAUSE_BELOW_BYTES, or an empty pipe, makes the reader pause this long before the next
+# read: the writes of that millisecond come in one read. A burst is known by the last
+# wait for the pipe ending within this long (or being a pause), or by the pipe refilling
+# between two reads that each emptied it, with no wait between: on a machine whose other
+# core runs the writer, the reader may never find the pipe empty. A slow writer's waits
 # are longer than this: its lines are read as they come.
 READ_PAUSE_SECONDS = 0.001
 PAUSE_BELOW_BYTES = 64 * 1024
@@ -59,15 +61,20 @@ class ReadPacer:
     empty pipe wait until it is readable, then ``waited(seconds, paused=False)``. Pure:
     the reader does the waiting."""
 
-    __slots__ = ("_bursting", "_got")
+    __slots__ = ("_bursting", "_emptied", "_got")
 
     def __init__(self) -> None:
         self._got = False  # data came since the last wait
-        self._bursting = False  # the last wait was short, or a pause: the writer writes fast
+        self._emptied = False  # the last read, since the last wait, emptied the pipe
+        self._bursting = False  # the writer writes fast (see above)
 
     def after_read(self, got: int, asked: int) -> bool:
+        emptied = got < asked
+        if emptied and self._emptied:
+            self._bursting = True  # refilled between two reads: no wait in between
+        self._emptied = emptied
         self._got = True
-        return self._bursting and got < asked and got < PAUSE_BELOW_BYTES
+        return self._bursting and emptied and got < PAUSE_BELOW_BYTES
 
     def at_empty_pipe(self) -> bool:
         # Nothing came after a pause: the burst is over, wait for the pipe again.
@@ -76,4 +83,5 @@ class ReadPacer:
         return pause
 
     def waited(self, seconds: float, *, paused: bool) -> None:
+        self._emptied = False
         self._bursting = paused or seconds < READ_PAUSE_SECONDS
