@@ -241,29 +241,14 @@ class LinePipeline:
             self.deliveries += 1
             self._deliver(stream, batch)
 
-    def _coalesced(self, item: _Pending) -> bytes:
-        """``item``'s bytes and those of the chunks of its stream waiting in memory right
-        behind it (taken off the queue), up to ``COALESCE_BYTES``."""
+    @staticmethod
+    def _coalesced(item: _Pending) -> bytes:
+        """``item``'s bytes: its chunk and those ``submit`` merged into it. (No other
+        in-memory chunk of its stream can be right behind it: ``submit`` would have merged
+        it too, unless the two are over ``COALESCE_BYTES`` together.)"""
         data = item.data
         assert data is not None
-        queue = self._queue
-        if item.more is None and (not queue or len(data) >= COALESCE_BYTES):
-            return data
-        parts = [data]
-        if item.more is not None:
-            parts += item.more
-        size = item.length
-        while queue:
-            nxt = queue[0]
-            if nxt.data is None or nxt.stream != item.stream or size + nxt.length > COALESCE_BYTES:
-                break
-            queue.popleft()
-            self._queued_bytes -= nxt.length
-            parts.append(nxt.data)
-            if nxt.more is not None:
-                parts += nxt.more
-            size += nxt.length
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return data if item.more is None else b"".join([data, *item.more])
 
     def _gap(self, stream: str, length: int, why: str | None) -> LineBatch:
         """``length`` bytes of ``stream`` will never be lines: say so; the line they cut
