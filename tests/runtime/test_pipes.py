@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import statistics
 import sys
-import time
 
 import pytest
 
@@ -22,6 +20,7 @@ from trio_wrapper.runtime.pipes import (
 from trio_wrapper.runtime.supervisor import Supervisor
 
 MOST = 1024 * 1024
+MANY_LINES_A_READ = 100
 
 
 def test_a_read_that_filled_its_ask_is_followed_by_the_biggest() -> None:
@@ -92,7 +91,6 @@ class ReadSpy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.reads: dict[int, list[tuple[int, int]]] = {}
-        self.times: list[float] = []  # when each recorded read returned
         real = os.read
         reader = Agent._read.__code__
 
@@ -100,7 +98,6 @@ class ReadSpy:
             data = real(fd, n)
             if sys._getframe(1).f_code is reader:
                 self.reads.setdefault(fd, []).append((n, len(data)))
-                self.times.append(time.monotonic())
             return data
 
         monkeypatch.setattr(os, "read", read)
@@ -145,11 +142,10 @@ async def test_a_line_per_write_is_read_a_millisecond_at_a_time(
     supervisor: Supervisor, monkeypatch: pytest.MonkeyPatch, writer_core: str
 ) -> None:
     """20,000 lines, one ``write(2)`` each, as fast as the child can. Read as they came,
-    the reads followed each other within microseconds, six lines each; paused in the
-    burst, reads come about a millisecond apart, many lines each (a loaded machine only
-    spaces them more). The writer runs on the reader's core (the reader finds the pipe
-    empty between writes) or on another (it may never find it empty): both are paused
-    for."""
+    the reads followed each other within microseconds, six to twenty lines each; paused
+    in the burst, reads come about a millisecond apart, many lines each. The writer runs
+    on the reader's core (the reader finds the pipe empty between writes) or on another
+    (it may never find it empty): both are paused for."""
     cores = sorted(os.sched_getaffinity(0))
     if writer_core == "other" and len(cores) < 2:
         pytest.skip("one CPU here: no other core for the writer")
@@ -168,6 +164,8 @@ async def test_a_line_per_write_is_read_a_millisecond_at_a_time(
     finally:
         os.sched_setaffinity(0, cores)
     assert agent.stats["stdout"].lines == lines
-    gaps = [later - earlier for earlier, later in itertools.pairwise(spy.times)]
-    assert gaps and statistics.median(gaps) >= READ_PAUSE_SECONDS / 4, (gaps, spy.reads)
+    reads = sum(len(each) for each in spy.reads.values())
+    # Paused: about a thousand lines a read, quiet or loaded (a loaded machine makes
+    # reads fewer and bigger, not more). Read as they came: six to twenty.
+    assert lines / reads >= MANY_LINES_A_READ, spy.reads
     spy.check_each_ask()
