@@ -74,11 +74,12 @@ def test_a_pipe_refilled_between_two_reads_is_a_burst() -> None:
     assert pacer.after_read(3000, MIN_READ)
 
 
-def test_reads_that_fill_their_ask_are_no_burst() -> None:
+def test_a_flood_is_no_burst() -> None:
     pacer = ReadPacer()
     pacer.waited(0.05, paused=False)
     assert not pacer.after_read(MIN_READ, MIN_READ)  # more is waiting: a flood
-    assert not pacer.after_read(500_000, MOST)  # the flood's end emptied the pipe
+    assert not pacer.after_read(500_000, MOST)  # caught the writer mid-write: emptied
+    assert not pacer.after_read(20_000, MOST)  # a little more: one small read, not two
     assert not pacer.after_read(MOST, MOST)
     pacer.waited(0.05, paused=False)  # a wait between two emptying reads
     assert not pacer.after_read(80, MIN_READ)

@@ -44,10 +44,11 @@ def next_read_size(got: int, asked: int, most: int) -> int:
 # a read that emptied the pipe (it brought less than it asked for) and brought less than
 # PAUSE_BELOW_BYTES, or an empty pipe, makes the reader pause this long before the next
 # read: the writes of that millisecond come in one read. A burst is known by the last
-# wait for the pipe ending within this long (or being a pause), or by the pipe refilling
-# between two reads that each emptied it, with no wait between: on a machine whose other
-# core runs the writer, the reader may never find the pipe empty. A slow writer's waits
-# are longer than this: its lines are read as they come.
+# wait for the pipe ending within this long (or being a pause), or by two such reads in
+# a row, with no wait between (the pipe refilled with a little in between): on a machine
+# whose other core runs the writer, the reader may never find the pipe empty. A flood's
+# reads are big (a read it empties now and then, mid-write, is not two small ones in a
+# row). A slow writer's waits are longer than this: its lines are read as they come.
 READ_PAUSE_SECONDS = 0.001
 PAUSE_BELOW_BYTES = 64 * 1024
 
@@ -61,20 +62,20 @@ class ReadPacer:
     empty pipe wait until it is readable, then ``waited(seconds, paused=False)``. Pure:
     the reader does the waiting."""
 
-    __slots__ = ("_bursting", "_emptied", "_got")
+    __slots__ = ("_bursting", "_got", "_small")
 
     def __init__(self) -> None:
         self._got = False  # data came since the last wait
-        self._emptied = False  # the last read, since the last wait, emptied the pipe
+        self._small = False  # the last read, since the last wait, was one that may pause
         self._bursting = False  # the writer writes fast (see above)
 
     def after_read(self, got: int, asked: int) -> bool:
-        emptied = got < asked
-        if emptied and self._emptied:
+        small = got < asked and got < PAUSE_BELOW_BYTES  # emptied the pipe, little came
+        if small and self._small:
             self._bursting = True  # refilled between two reads: no wait in between
-        self._emptied = emptied
+        self._small = small
         self._got = True
-        return self._bursting and emptied and got < PAUSE_BELOW_BYTES
+        return self._bursting and small
 
     def at_empty_pipe(self) -> bool:
         # Nothing came after a pause: the burst is over, wait for the pipe again.
@@ -83,5 +84,5 @@ class ReadPacer:
         return pause
 
     def waited(self, seconds: float, *, paused: bool) -> None:
-        self._emptied = False
+        self._small = False
         self._bursting = paused or seconds < READ_PAUSE_SECONDS
