@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,6 +151,48 @@ def test_every_batch_is_the_same_whether_kept_whole_or_split(
         # Once split, the same again (the buffer is let go for the list).
         assert joined(batch.lines) == b"\n".join(as_list)
         assert after_newline(batch.lines) == b"\n" + b"\n".join(as_list)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(st.sampled_from([b"ab", b"\n", b"\r\n", b"xyz" * 5]), max_size=60).map(b"".join),
+    cap=st.integers(min_value=1, max_value=20),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=10),
+    how=st.lists(st.sampled_from(["one", "parts", "resumed"]), min_size=11, max_size=11),
+)
+def test_parts_and_resumed_pieces_give_the_same_lines(
+    data: bytes, cap: int, cuts: list[int], how: list[str]
+) -> None:
+    """A piece fed in parts, or again from the start of its unfinished line (as the
+    pipeline reads a log back), gives what feeding it plainly gives."""
+    plain = LineSplitter(cap)
+    other = LineSplitter(cap)
+    position = 0
+    for end, way in zip([*sorted(c for c in cuts if c <= len(data)), len(data)], how, strict=False):
+        piece = data[position:end]
+        expected = plain.feed(piece)
+        if way == "parts" and len(piece) > 1:
+            got = other.feed(piece[:1], piece[1 : len(piece) // 2], piece[len(piece) // 2 :])
+        elif way == "resumed" and other.pending_bytes:
+            again = data[position - other.pending_bytes : end]
+            assert other.resumes(again)
+            got = other.feed_resumed(again)
+        else:
+            got = other.feed(piece)
+        assert list(got.lines) == list(expected.lines) and got.cut == expected.cut
+        assert other.pending_bytes == plain.pending_bytes
+        position = end
+    assert plain.flush().lines == other.flush().lines
+
+
+def test_a_resumed_piece_must_begin_with_the_unfinished_line() -> None:
+    splitter = LineSplitter(100)
+    splitter.feed(b"one\ntw")
+    assert not splitter.resumes(b"xo\n")
+    with pytest.raises(ValueError, match="unfinished line"):
+        splitter.feed_resumed(b"xo\n")
+    assert splitter.feed_resumed(b"two\nthr").lines == [b"two"]
+    assert not LineSplitter(100).resumes(b"anything")  # nothing unfinished: nothing to resume
 
 
 def test_plain_reads_stay_one_buffer() -> None:

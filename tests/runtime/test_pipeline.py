@@ -72,6 +72,34 @@ def test_file_fallback_gives_the_same_lines(
     assert deferred >= max(0, total - 10 - 30)
 
 
+def test_a_line_read_back_is_joined_to_what_memory_holds_of_it(tmp_path: Path) -> None:
+    """A piece read back from the log begins with the line left unfinished before it,
+    taken again from the log, unless the log does not hold those bytes (it could not take
+    them, or they changed): then the line's start comes from memory."""
+    log = tmp_path / "out.log"
+    got: list[bytes] = []
+    pipeline = LinePipeline(
+        {"stdout": log}, lambda _s, b: got.extend(b.lines), max_line_bytes=100, memory_budget=16
+    )
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pipeline.run)
+            # In memory: "first\nhello wor"; the log has other bytes where "hello wor" is.
+            log.write_bytes(b"first\nXXXXXXXXX")
+            pipeline.submit("stdout", 0, b"first\nhello wor", busy=True)
+            # Over the memory budget: read back from the log, after the unfinished line.
+            append(log, b"ld\nnext li")
+            pipeline.submit("stdout", 15, b"ld\nnext li", busy=True)
+            append(log, b"ne\nlast\n")
+            pipeline.submit("stdout", 25, b"ne\nlast\n", busy=True)
+            pipeline.end("stdout")
+
+    trio.run(main)
+    assert pipeline.deferred_bytes == 18
+    assert got == [b"first", b"hello world", b"next line", b"last"]
+
+
 def test_lines_keep_read_order_across_streams(tmp_path: Path) -> None:
     chunks = [("stdout", b"a1\n"), ("stderr", b"b1\n"), ("stdout", b"a2\na3\n"), ("stderr", b"b2")]
     got, _ = feed_through(tmp_path, chunks, 4)

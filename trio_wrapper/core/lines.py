@@ -205,10 +205,37 @@ class LineSplitter:
     def pending_bytes(self) -> int:
         return len(self._pending)
 
-    def feed(self, chunk: bytes) -> LineBatch:
-        if not chunk:
+    def feed(self, chunk: bytes, *more: bytes) -> LineBatch:
+        """The lines ``chunk`` (and the chunks in ``more``, read right after it) end.
+        The unfinished line before them and the chunks are joined in one copy: in a
+        flood each piece is a megabyte, and a line is nearly always unfinished."""
+        if more:
+            data = b"".join([self._pending, chunk, *more])
+        elif not chunk:
             return LineBatch()
-        data = self._pending + chunk if self._pending else chunk
+        elif self._pending:
+            data = self._pending + chunk
+        else:
+            data = chunk
+        return self._split(data)
+
+    def resumes(self, data: bytes) -> bool:
+        """Whether ``data`` begins with the unfinished line (and there is one): then
+        :meth:`feed_resumed` takes it without copying it."""
+        return bool(self._pending) and data.startswith(self._pending)
+
+    def feed_resumed(self, data: bytes) -> LineBatch:
+        """Like :meth:`feed`, for ``data`` that begins with the unfinished line itself
+        (:meth:`resumes`): a reader that can go back for those bytes (a log file read
+        back) hands them again, and the megabyte after them is not copied."""
+        if not self.resumes(data):
+            raise ValueError("data does not begin with the unfinished line")
+        self._pending = b""
+        return self._split(data)
+
+    def _split(self, data: bytes) -> LineBatch:
+        if not data:
+            return LineBatch()
         limit = self._max
         last = data.rfind(b"\n")
         if (
