@@ -120,14 +120,17 @@ _MAIN_INPUT: Final = {
     "WebSearch": "query",
     "Task": "description",
 }
-_RESULT_METRICS: Final = (
-    ("total_cost_usd", "usd"),
-    ("duration_ms", "ms"),
-    ("duration_api_ms", "ms"),
-    ("num_turns", "turns"),
+# A result line's metrics: its own figures, then ``Usage``'s fields in its order, all in
+# tokens (the values are read in this order in ``_result``).
+_RESULT_KEYS: Final = (
+    "total_cost_usd",
+    "duration_ms",
+    "duration_api_ms",
+    "num_turns",
+    *Usage.__struct_fields__,
 )
-# ``Usage``'s fields, in its order (``astuple``), all in tokens.
-_RESULT_USAGE: Final = tuple((field, "tokens") for field in Usage.__struct_fields__)
+_RESULT_UNITS: Final = ("usd", "ms", "ms", "turns", *(["tokens"] * len(Usage.__struct_fields__)))
+_NO_USAGE: Final = Usage()
 
 
 def tool_name(name: str) -> str:
@@ -231,12 +234,16 @@ class ClaudeJsonExtractor(JsonLinesExtractor[Line]):
         add_metrics(
             out,
             line_num,
-            _RESULT_METRICS,  # the values below in its order
-            (line.total_cost_usd, line.duration_ms, line.duration_api_ms, line.num_turns),
+            _RESULT_KEYS,  # the values below in its order
+            _RESULT_UNITS,
+            (
+                line.total_cost_usd,
+                line.duration_ms,
+                line.duration_api_ms,
+                line.num_turns,
+                *astuple(line.usage or _NO_USAGE),
+            ),
         )
-        usage = line.usage
-        if usage is not None:
-            add_metrics(out, line_num, _RESULT_USAGE, astuple(usage))
         subtype = line.subtype
         if line.is_error or (subtype and subtype != "success"):
             errors = [e for e in line.errors if type(e) is str]

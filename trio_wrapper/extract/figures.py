@@ -92,19 +92,13 @@ def condense(records: Iterable[Record]) -> list[UsageFigure]:
     """The usage records of ``records``, condensed (above), or an empty list.
 
     Runs on every record a Claude stream yields (several metrics a line), so the common
-    cases come first: a metric whose key is no usage costs one dict lookup."""
+    cases come first, and what a call would cost is written out in the loop: a metric
+    whose key is no usage costs one dict lookup."""
     out: list[UsageFigure] = []
     latest: dict[str, Metric] = {}  # slot -> its latest record
     sums: dict[str, Metric] = {}  # key -> the sum so far, at its latest record's line
     files: dict[tuple[str, str], FileOp] = {}
     route_of = _ROUTE.get
-
-    def flush() -> None:
-        out.extend(latest.values())
-        out.extend(sums.values())
-        latest.clear()
-        sums.clear()
-
     for record in records:
         # ``type() is``: msgspec's Struct classes make a failing isinstance slow.
         if type(record) is Metric:
@@ -115,7 +109,9 @@ def condense(records: Iterable[Record]) -> list[UsageFigure]:
                     continue
                 route = key
             value = record.value
-            if not usable_number(value):
+            # ``usable_number``, inline: an int or a float, neither NaN nor negative.
+            number_type = type(value)
+            if (number_type is not int and number_type is not float) or not value >= 0:
                 continue
             if route is _SUM:
                 total = sums.get(key)
@@ -127,14 +123,20 @@ def condense(records: Iterable[Record]) -> list[UsageFigure]:
             elif route is _FLOAT_SUM:
                 out.append(record)  # float sums: one by one, in order
             else:
-                latest.pop(route, None)  # a slot's place is its latest record's
+                # Slots are independent of each other: which record is a slot's latest
+                # counts, not where it stands among the others.
                 latest[route] = record
         elif type(record) is Session:
             if record.key == "model" and record.value:
-                flush()  # what came before was the earlier model's
+                # What came before was the earlier model's.
+                out.extend(latest.values())
+                out.extend(sums.values())
+                latest.clear()
+                sums.clear()
                 out.append(record)
         elif type(record) is FileOp and record.path:
             files.setdefault((record.path, record.op), record)
-    flush()
+    out.extend(latest.values())
+    out.extend(sums.values())
     out.extend(files.values())
     return out

