@@ -148,6 +148,8 @@ def test_every_batch_is_the_same_whether_kept_whole_or_split(
         assert after_newline(as_list) == b"\n" + b"\n".join(as_list)
         assert batch.lines == as_list
         assert [batch.lines[i] for i in range(len(as_list))] == as_list
+        if isinstance(batch.lines, Lines):
+            assert [bytes(view) for view in batch.lines.views()] == as_list
         # Once split, the same again (the buffer is let go for the list).
         assert joined(batch.lines) == b"\n".join(as_list)
         assert after_newline(batch.lines) == b"\n" + b"\n".join(as_list)

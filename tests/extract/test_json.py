@@ -14,6 +14,7 @@ from tests.helpers import TRANSCRIPTS
 from trio_wrapper.core.lines import Lines
 from trio_wrapper.extract import Record, make_extractor, record_type
 from trio_wrapper.extract.jsonl import drop_invalid
+from trio_wrapper.extract.records import Error, Metric, Response, State
 
 
 def run(fmt: str, *objects: Any, stream: str = "stdout") -> list[tuple[Any, ...]]:
@@ -536,6 +537,33 @@ def test_claude_line_numbers_hold_with_blank_and_doubled_lines() -> None:
             ("metric", 4),
             ("state", 4),
         ]
+
+
+def test_a_claude_batch_kept_whole_reads_as_its_lines_do() -> None:
+    """A batch kept as one buffer is decoded from views of it, line by line; a line the
+    typed decode refuses goes the long way as ``bytes``. Either way the records are those
+    of the same lines handed as a list, junk among them."""
+    good = _claude_transcript_lines()
+    junk = [
+        b"",
+        b"Error: something failed",
+        b'{"type":"assistant","message":{"content":[{"type":"text","text":"ok \xff\xfe"}]}}',
+        b'{"type":"result","num_turns":"three","total_cost_usd":0.25}',
+        b"[1, 2, 3]",
+        b"{not json",
+    ]
+    lines = [*good[:10], *junk, *good[10:]]
+    by_list = make_extractor("claude-stream-json").feed(lines, 1, "stderr")
+    text = b"\n".join(lines)
+    kept_whole = Lines(text + b"\npartial", len(lines), len(text))
+    assert make_extractor("claude-stream-json").feed(kept_whole, 1, "stderr") == by_list
+    # The junk (lines 11 to 16) read as it should: the long way, whole.
+    assert [r for r in by_list if 11 <= r.line_num <= 16] == [
+        Error(12, "Error: something failed", "stderr"),
+        Response(13, "ok \ufffd\ufffd"),
+        Metric(14, "total_cost_usd", 0.25, "usd"),
+        State(14, "turn_completed", ""),
+    ]
 
 
 @pytest.mark.parametrize("blank", [b" ", b"\t", b"\r", b" \r\t"])

@@ -13,9 +13,9 @@ the log file keeps the raw bytes regardless.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
-from typing import overload
+from typing import Any, cast, overload
 
 import stringzilla
 
@@ -77,6 +77,20 @@ class Lines(Sequence[bytes]):
         if self._list is not None:
             return sum(map(len, self._list))
         return self._end - self._count + 1 if self._count else 0
+
+    def views(self) -> Iterable[Any]:
+        """The lines one by one, as views into the buffer (StringZilla ``Str``s, read
+        through the buffer protocol: what msgspec decodes from), none copied. A JSON
+        extractor decodes each line once and drops it: splitting a megabyte of Claude's
+        lines into ``bytes`` was an eighth of its time. A view keeps the buffer alive."""
+        if self._list is not None:
+            return self._list
+        if not self._count:
+            return []
+        text = stringzilla.Str(self._data)
+        if self._end < len(self._data):
+            text = text[: self._end]  # what followed the last newline: not a line yet
+        return cast(Iterable[Any], text.split("\n"))
 
     def _split_once(self) -> list[bytes]:
         if self._list is not None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import msgspec
 
+from trio_wrapper.core.lines import Lines
 from trio_wrapper.extract.base import count_unknown, decode_batch, error_line, with_rules
 from trio_wrapper.extract.fences import code_blocks_in
 from trio_wrapper.extract.records import MAX_LONG_TEXT, Metric, Record, Response, short
@@ -187,12 +188,15 @@ class JsonLinesExtractor(Generic[LineT]):
         decode_line = self._decode_line
         strict = self._strict
         if strict is not None and not self._capturing:
-            # Typed lines: one C call per well-formed line; the rest take the full path
-            # (blank or not an object, invalid UTF-8, a value to mend).
-            for line_num, raw in enumerate(lines, first_line_num):
+            # Typed lines: one C call per well-formed line, on a view of the batch's
+            # buffer; the rest take the full path (blank or not an object, invalid UTF-8,
+            # a value to mend) as ``bytes``.
+            views = lines.views() if type(lines) is Lines else lines
+            for line_num, view in enumerate(views, first_line_num):
                 try:
-                    line = strict(raw)
+                    line = strict(view)
                 except msgspec.DecodeError:  # ValidationError included
+                    raw = bytes(view)
                     found = decode_line(raw)
                     if found is None:
                         if raw:
