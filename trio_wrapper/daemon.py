@@ -36,6 +36,7 @@ from trio_wrapper.extract import Rule
 from trio_wrapper.runtime.connections import abort_server_connections
 from trio_wrapper.runtime.deadlines import sweep_stale_deadlines_sooner
 from trio_wrapper.runtime.descriptors import Descriptors
+from trio_wrapper.runtime.garbage import RunGarbage
 from trio_wrapper.runtime.heap import QuietTrim, keep_freed_heap
 from trio_wrapper.runtime.hub import Hub
 from trio_wrapper.runtime.lifecycle import Lifecycle, hub_limits
@@ -140,6 +141,9 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
     supervisor = Supervisor(config, observers=[hub], rules=rules, descriptors=descriptors)
     index = IndexService(config, supervisor.agents)
     supervisor.observers.append(index)
+    # A run taken off the list is garbage in a cycle: collected soon, not at a quiet spell.
+    run_garbage = RunGarbage()
+    supervisor.observers.append(run_garbage)
     lifecycle = Lifecycle(hub, supervisor, index, descriptors)
     # What floods left in the heap is given back once nothing has happened for a while.
     trimmer = QuietTrim(
@@ -166,6 +170,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
                 nursery.start_soon(reap_strays)
             await lifecycle.start(nursery)
             nursery.start_soon(trimmer.run)
+            nursery.start_soon(run_garbage.run)
             try:
                 binds = await nursery.start(run_server)
             except (OSError, BaseExceptionGroup) as exc:
@@ -200,6 +205,7 @@ async def serve(config: Config, rules: Sequence[Rule] = ()) -> None:
         # graceful stop for its whole timeout; then the server stops, then the agents.
         await lifecycle.stop(stop_serving.set)
         trimmer.close()
+        run_garbage.close()
         if why_not is None:
             # Every agent killed its own tree; what no run could claim any more (its
             # environment cleared, its session left) is still below the subreaper.
