@@ -50,6 +50,7 @@ bench: $(BSTAMP)
 	$(BIN)/python bench/linewrite.py
 	$(BIN)/python bench/spawn.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/churn.py
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/metrics.py
