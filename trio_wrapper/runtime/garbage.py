@@ -6,9 +6,9 @@ replaced by a restart) only Python's cyclic garbage collector can free it, and w
 what it holds: its record store and its events, megabytes for a busy run. The daemon
 runs that collector's oldest generation rarely (``daemon.GC_THRESHOLD``: its pauses
 would show up as SSE latency), and the heap is given back only once the daemon is quiet
-(``heap.QuietTrim``). Under steady work the two never came: 16 Claude runs of 100,000
-lines, each deleted before the next started, grew the daemon from 59 to 234 MB, all of
-it garbage (one collection afterwards brought it back to 63 MB).
+(``heap.QuietTrim``). Under steady work neither came: 16 Claude runs of 100,000 lines,
+each deleted before the next started, grew the daemon by about 10 MB a run (59 to 234
+MB), and only a quiet spell's collection and trim brought it back (to 63 MB).
 
 So a removal asks for one full collection, :data:`COLLECT_DELAY_SECONDS` later: by then
 the request that removed the run has answered and let go of it, and removals in a row
