@@ -26,9 +26,11 @@ from trio_wrapper.runtime.agent import AgentSpec
 
 @pytest.fixture
 def direct_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The size of every piece ``DirectBody`` wrote."""
+    """The size of every piece ``DirectBody`` wrote: by the stream (``send``, the data)
+    or by the hub's flush (``write_now``, the framed chunk, negative here)."""
     sizes: list[int] = []
     original = direct_body.DirectBody.send
+    original_now = direct_body.DirectBody.write_now
 
     async def counted(self: direct_body.DirectBody, data: bytes) -> bool:
         written = await original(self, data)
@@ -36,7 +38,14 @@ def direct_sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             sizes.append(len(data))
         return written
 
+    def counted_now(self: direct_body.DirectBody, framed: bytes) -> int:
+        written = original_now(self, framed)
+        if written > 0:
+            sizes.append(-written)
+        return written
+
     monkeypatch.setattr(direct_body.DirectBody, "send", counted)
+    monkeypatch.setattr(direct_body.DirectBody, "write_now", counted_now)
     return sizes
 
 
@@ -69,6 +78,8 @@ async def test_a_live_stream_is_written_directly_and_parses(
     assert lines == [f"line {i}" for i in range(50)]
     assert kinds[-1] == "complete"  # the body's end, through h11 after direct chunks
     assert len(direct_sends) >= 50
+    # Lone lines are written by the hub's flush itself, the stream's task left parked.
+    assert sum(size < 0 for size in direct_sends) >= 40
 
 
 async def raw_exchange(port: int, request: bytes) -> bytes:

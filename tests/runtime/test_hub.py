@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from trio_wrapper.api import direct_body
 from trio_wrapper.api.sse import SSEResponse
 from trio_wrapper.core.lines import LineBatch
 from trio_wrapper.core.status import Status
@@ -526,3 +527,175 @@ def test_abort_connection_finds_the_tcp_socket_by_peer() -> None:
     left.close()
     right.close()
     assert abort_connection(None) is False
+
+
+class FakeWire:
+    """A connection the hub's flush can write to itself (``DirectWriter``), standing in
+    for ``api.direct_body.DirectBody``: ``takes`` caps what one ``write_now`` takes,
+    ``closed`` fails every write, ``busy`` is a write of hypercorn's under way."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.takes: int | None = None
+        self.closed = False
+        self.busy = False
+        self.drain = 0.001  # how long a write by the stream takes
+        self.now_writes = 0  # by the flush
+        self.stream_writes = 0  # by the stream's task
+
+    frame = staticmethod(direct_body.frame)
+
+    def ready(self) -> bool:
+        return not self.busy
+
+    def write_now(self, framed: bytes) -> int:
+        if self.closed:
+            return -1
+        taken = len(framed) if self.takes is None else min(self.takes, len(framed))
+        self.data += framed[:taken]
+        self.now_writes += 1
+        return taken
+
+    async def send_rest(self, rest: bytes | memoryview) -> bool:
+        await trio.sleep(self.drain)
+        if self.closed:
+            return False
+        self.data += rest
+        self.stream_writes += 1
+        return True
+
+    async def send(self, data: bytes) -> bool:
+        return await self.send_rest(direct_body.frame(data))
+
+    def events(self) -> list[tuple[str, str | None]]:
+        """(event, id) of every event in the chunked body written so far."""
+        body, rest = b"", bytes(self.data)
+        while rest:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size, 16)
+            assert rest[n : n + 2] == b"\r\n", "a chunk's framing"
+            body, rest = body + rest[:n], rest[n + 2 :]
+        out = []
+        for block in body.decode().split("\n\n"):
+            if block.strip():
+                fields = dict(line.split(": ", 1) for line in block.splitlines())
+                out.append((fields["event"], fields.get("id")))
+        return out
+
+
+@pytest.fixture
+def wires(monkeypatch: pytest.MonkeyPatch) -> list[FakeWire]:
+    """Every stream started gets a ``FakeWire`` as its direct writer, in this list."""
+    made: list[FakeWire] = []
+
+    def find(send: object) -> FakeWire:
+        made.append(FakeWire())
+        return made[-1]
+
+    monkeypatch.setattr("trio_wrapper.api.sse_stream.direct_body.find", find)
+    return made
+
+
+async def test_the_flush_writes_small_news_itself_and_leaves_the_streams_parked(
+    autojump_clock: trio.abc.Clock, wires: list[FakeWire]
+) -> None:
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        for _ in range(3):
+            await start_stream(nursery, hub, agent, Recorder())
+        parked = [client.task for client in hub.clients]
+        for i in range(4):
+            publish_line(hub, agent, f"line {i}", i + 1)
+            await trio.sleep(0.005)
+        await trio.sleep(0.1)
+        assert [client.task for client in hub.clients] == parked  # never woken
+        nursery.cancel_scope.cancel()
+    for wire in wires:
+        # The first line at once, the next three at the flush delay's end, in one write.
+        assert (wire.now_writes, wire.stream_writes) == (2, 0)
+        assert wire.events() == [("log", str(i)) for i in range(1, 5)]
+
+
+async def test_what_the_socket_did_not_take_goes_from_the_stream_first(
+    autojump_clock: trio.abc.Clock, wires: list[FakeWire]
+) -> None:
+    hub = Hub(limits(coalesce=0.5, coalesce_per_client=0.01))
+    agent = FakeAgent()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, Recorder())
+        wires[0].takes = 7  # a few bytes of the chunk, then the socket is full
+        wires[0].drain = 0.05  # and it drains slowly
+        publish_line(hub, agent, "first", 1)
+        await trio.testing.wait_all_tasks_blocked()
+        wires[0].takes = None
+        publish_line(hub, agent, "second", 2)  # arrives while the rest is being sent
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    wire = wires[0]
+    assert wire.now_writes == 1  # the second line found the stream busy: it sent it
+    assert wire.stream_writes == 2
+    assert wire.events() == [("log", "1"), ("log", "2")]
+
+
+async def test_a_closed_connection_ends_the_stream(
+    autojump_clock: trio.abc.Clock, wires: list[FakeWire]
+) -> None:
+    hub = Hub(limits())
+    agent = FakeAgent()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, Recorder())
+        wires[0].closed = True
+        publish_line(hub, agent, "lost", 1)
+        await trio.sleep(0.1)
+        assert hub.total_clients == 0  # the stream saw it and left
+        nursery.cancel_scope.cancel()
+    assert hub.slow_disconnects_total == 0  # gone, not stalled
+
+
+async def test_the_streams_send_what_the_flush_leaves_them(
+    autojump_clock: trio.abc.Clock, wires: list[FakeWire]
+) -> None:
+    """A busy connection, news too big for one write, a gap, the agent's end: the
+    stream's own send, in order."""
+    hub = Hub(limits(client_buffer=2))
+    agent = FakeAgent()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await start_stream(nursery, hub, agent, Recorder())
+        wire = wires[0]
+        wire.busy = True
+        publish_line(hub, agent, "while hypercorn writes", 1)
+        await trio.sleep(0.1)
+        assert (wire.now_writes, wire.stream_writes) == (0, 1)
+        wire.busy = False
+        hub.on_lines(agent, "stdout", 2, LineBatch([b"x" * 70_000]))  # type: ignore[arg-type]
+        await trio.sleep(0.1)
+        assert (wire.now_writes, wire.stream_writes) == (0, 2)
+        for client in hub.clients:
+            client.task, task = None, client.task  # as if mid-send: the flush waits
+            for n in range(3, 6):
+                publish_line(hub, agent, f"l{n}", n)  # a limit of 2: one is lost
+            client.task = task
+        client.wake()
+        await trio.sleep(0.1)
+        assert (wire.now_writes, wire.stream_writes) == (0, 3)
+        publish_line(hub, agent, "l6", 6)
+        await trio.sleep(0.1)
+        assert wire.now_writes == 1
+        agent.status, agent.exit_code = Status.COMPLETED, 0
+        hub.on_status(agent, Status.RUNNING, Status.COMPLETED)  # type: ignore[arg-type]
+        await trio.sleep(0.1)
+        assert hub.total_clients == 0
+        nursery.cancel_scope.cancel()
+    assert wire.now_writes == 1
+    assert [kind for kind, _ in wire.events()] == [
+        *["log"] * 2,
+        "gap",
+        *["log"] * 3,
+        "state",
+        "complete",
+    ]

@@ -14,6 +14,7 @@ from trio_wrapper.streaming.client import (
 )
 from trio_wrapper.streaming.replay import Gap
 from trio_wrapper.streaming.ring import Published
+from trio_wrapper.streaming.wire import Event
 
 S = ClientState
 T = Transition
@@ -230,3 +231,37 @@ def test_the_last_client_to_let_a_run_go_drops_its_frames() -> None:
     # ... and gone with the last: a ring keeping the run for replays holds its text only.
     assert (run.holders, run.weight(), backlog.bytes) == (0, text_only, 0)
     assert run.wire(True) == frames  # streamed again, encoded again, the same
+
+
+def test_take_plain_takes_everything_or_leaves_it_to_the_stream() -> None:
+    backlog = Backlog(10**9)
+    client = FanoutClient(1, "a1", 4, None, backlog)
+    runs = [Published.of_lines("a1", n, n, [b"x" * 20], "stdout", n) for n in (1, 2)]
+    for run in runs:
+        client.push(run)
+    assert client.take_plain(max_bytes=runs[0].size) is None  # both would not fit
+    assert client.buffered == 2 and client.batches  # left untouched
+    client.released = True
+    taken = client.take_plain(max_bytes=2 * runs[0].size)
+    assert taken == runs
+    assert (client.batches, client.buffered, client.released) == (None, 0, False)
+    assert client.next_step() is Step.IDLE
+    assert backlog.runs == 2  # held by the write under way...
+    client.sent()
+    assert backlog.runs == 0  # ... until it is over
+    assert client.take_plain(10**9) is None  # nothing buffered
+
+
+def test_take_plain_leaves_a_gap_an_end_and_a_complete_to_the_stream() -> None:
+    lost = FanoutClient(1, "a1", 1)
+    for n in (1, 2):
+        lost.push(Published.of_lines("a1", n, n, [b"x"], "stdout", n))  # the first is lost
+    assert lost.take_plain(10**9) is None
+    assert lost.take()[1] == Gap(missed=1, first_id=1, last_id=1)
+    ending = client_in(S.ENDING)
+    ending.push(Published.of_lines("a1", 1, 1, [b"x"], "stdout", 1))
+    assert ending.take_plain(10**9) is None
+    done = FanoutClient(1, "a1", 10)
+    done.push(Published.of_events([Event("a1", 1, 1, "complete", {"status": "completed"})]))
+    assert done.take_plain(10**9) is None
+    assert done.buffered == 1

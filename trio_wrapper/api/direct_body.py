@@ -66,9 +66,8 @@ class DirectBody:
             return False
         head = b"%x\r\n" % len(data)
         if not self._lock.locked():
-            # Nothing of hypercorn's is writing: straight into the socket, no await. The
-            # standard socket object, not its descriptor number, so a connection closed
-            # meanwhile fails here (EBADF) instead of writing to whatever reused the number.
+            # Nothing of hypercorn's is writing: straight into the socket, no await, the
+            # chunk's three parts in one ``sendmsg`` (a large piece is not copied).
             try:
                 sent = self._sock.sendmsg((head, data, _CRLF), (), socket.MSG_NOSIGNAL)
             except BlockingIOError:
@@ -77,9 +76,38 @@ class DirectBody:
                 return False
             if sent == len(head) + len(data) + 2:
                 return True
-            rest = memoryview(b"".join((head, data, _CRLF)))[sent:]
-        else:
-            rest = memoryview(b"".join((head, data, _CRLF)))
+            return await self.send_rest(memoryview(b"".join((head, data, _CRLF)))[sent:])
+        return await self.send_rest(b"".join((head, data, _CRLF)))
+
+    # The hub's flush writes small pieces itself, stream by stream, without waking the
+    # streams' tasks (``runtime.hub.DirectWriter``): ``ready``, then ``write_now``, and
+    # whatever the socket did not take goes from the stream's task with ``send_rest``.
+
+    @staticmethod
+    def frame(data: bytes) -> bytes:
+        """``data`` as one chunk (``frame``): the same for every writer."""
+        return frame(data)
+
+    def ready(self) -> bool:
+        """The response is sending its body and nothing of hypercorn's is writing."""
+        return self._connection.our_state is h11.SEND_BODY and not self._lock.locked()
+
+    def write_now(self, framed: bytes) -> int:
+        """Write what the socket takes now of ``framed`` (a whole chunk, ``frame``), no
+        await; how many bytes it took, or -1 if the connection is closed. Only when
+        ``ready``."""
+        # The standard socket object, not its descriptor number, so a connection closed
+        # meanwhile fails here (EBADF) instead of writing to whatever reused the number.
+        try:
+            return self._sock.send(framed, socket.MSG_NOSIGNAL)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
+
+    async def send_rest(self, rest: bytes | memoryview) -> bool:
+        """Write the rest of a chunk the socket did not take at once (all of it if it
+        took nothing). False: the connection is closed."""
         async with self._lock:
             try:
                 # Shielded like hypercorn's own writes: a write cut in the middle would
@@ -90,6 +118,11 @@ class DirectBody:
             except _CLOSED:
                 return False
         return True
+
+
+def frame(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body, as h11's ``ChunkedWriter`` writes it."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def find(send: Any) -> DirectBody | None:

@@ -91,8 +91,16 @@ async def run_stream(
         # Under hypercorn's trio worker, body pieces go straight to the connection (see
         # ``api.direct_body``); elsewhere, or if the chain is not there, through ``send``.
         direct = direct_body.find(send) if client.inbox is not None else None
+        # With a direct writer, the hub's flush writes small news itself (``Hub.flush``)
+        # while this task stays parked; what the socket did not take is ``unsent``.
+        client.writer = direct
         client.ping_at = trio.current_time() + interval
         while True:
+            if client.unsent is not None:
+                assert direct is not None, "only a direct writer leaves anything unsent"
+                if not await _send_unsent(direct, client):
+                    return
+                client.ping_at = trio.current_time() + interval
             step = client.next_step()
             if step is SEND:
                 chunks, done = _news(client, name, use_global)
@@ -209,6 +217,8 @@ def _news(client: Client, name: str | None, use_global: bool) -> tuple[list[byte
 
 
 def _leave(hub: Hub, client: Client) -> None:
+    client.writer = None
+    client.unsent = None
     hub.unsubscribe(client)
     if client.sending_since is not None and not hub.closing:
         # Left in the middle of a send: the connection took nothing for the whole stall
@@ -313,6 +323,17 @@ async def _send(send: ASGISendCallable, client: Client, message: ASGISendEvent) 
         if sending.cancelled_caught:
             return False
     if client.state is DROPPED:
+        return False
+    client.sending_since = None
+    return True
+
+
+async def _send_unsent(direct: direct_body.DirectBody, client: Client) -> bool:
+    """The rest of a chunk the hub's flush wrote in part (``_send``'s contract)."""
+    rest, client.unsent = client.unsent, None
+    assert rest is not None
+    client.sending_since = trio.current_time()
+    if not await direct.send_rest(rest) or client.state is DROPPED:
         return False
     client.sending_since = None
     return True

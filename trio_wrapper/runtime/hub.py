@@ -12,9 +12,9 @@ hub, the pacemaker, wakes them for their pings and reads their connections' disc
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -28,8 +28,32 @@ from trio_wrapper.runtime.eventlog import LIMIT_LOG
 from trio_wrapper.streaming.backlog import Backlog
 from trio_wrapper.streaming.client import GONE, FanoutClient, Transition
 from trio_wrapper.streaming.fanout import Fanout, Subscription
+from trio_wrapper.streaming.ring import Published
 
 PACE_SLICE = 500  # clients looked at between two checkpoints of the pacemaker
+# The most a flush writes to a stream itself (``Hub.flush``), counted as the runs' ``size``
+# (an upper bound of their frames): far less than a socket's buffer, so the socket
+# nearly always takes it all at once; more waits for the stream's own send.
+SEND_NOW_BYTES = 64 * 1024
+
+
+class DirectWriter(Protocol):
+    """A stream's connection, written to without its task (``api.direct_body.DirectBody``
+    is one): the hub's flush writes small news this way, a syscall per client instead of
+    a wake, a task switch and the stream loop's turn."""
+
+    def frame(self, data: bytes) -> bytes:
+        """``data`` framed for the connection; the same for every writer."""
+        ...
+
+    def ready(self) -> bool:
+        """Nothing else is writing to the connection, and it takes body data."""
+        ...
+
+    def write_now(self, framed: bytes) -> int:
+        """What the connection took at once of ``framed``; -1: it is closed."""
+        ...
+
 
 # The configurable limits' defaults are ``[sse]``'s, stated once, in ``config``.
 _SSE = SseConfig()
@@ -54,14 +78,14 @@ class HubLimits:
     # The pacemaker's period: how late a ping may be, and how soon a disconnect is seen.
     poll_interval: float = 0.5
     shutdown_grace: float = 1.0
-    # The least time between two flushes (``Hub.flush_delay``): 0.03 ms a client, 10 ms at
-    # most; news after a quiet spell goes out at once (``Hub._flush_loop``). Each send
-    # costs about the same CPU whatever it carries (about 23 us written directly by
-    # ``api.direct_body``, 39 through ASGI): at 100 clients this keeps the daemon near
-    # 60 % of a core for an agent printing a line every millisecond, with a p99 under
-    # 10 ms; at 0.02 ms it took 75 % for half a millisecond less (docs/benchmarks.md).
+    # The least time between two flushes (``Hub.flush_delay``): 0.015 ms a client, 10 ms
+    # at most; news after a quiet spell goes out at once (``Hub._flush_loop``). A flush
+    # writes small news to each stream itself (``Hub.flush``): at 100 clients and a line
+    # a millisecond that is nearly all the socket's own ``send`` now, which left room for
+    # a shorter delay (p99 about 10 ms at 0.03, 9 at 0.015, 11 at 0.01: below that the
+    # sends' CPU starves the rest on a 2-core machine; docs/benchmarks.md).
     coalesce: float = 0.010
-    coalesce_per_client: float = 3e-5
+    coalesce_per_client: float = 1.5e-5
 
     @classmethod
     def from_config(cls, sse: SseConfig) -> HubLimits:
@@ -96,7 +120,7 @@ class Client(FanoutClient):
     which a drop cancels.
     """
 
-    __slots__ = ("inbox", "receiving", "sending", "task")
+    __slots__ = ("inbox", "receiving", "sending", "task", "unsent", "writer")
 
     def __init__(
         self,
@@ -111,6 +135,11 @@ class Client(FanoutClient):
         self.task: trio.lowlevel.Task | None = None  # the stream, while parked
         self.receiving: trio.CancelScope | None = None  # the stream waits in ``receive()``
         self.sending: trio.CancelScope | None = None  # the stream sends, cancellably
+        # Set by the stream when its connection can be written without it: the hub's
+        # flush then writes small news itself (``Hub.flush``), and what the socket did
+        # not take at once is left in ``unsent`` for the stream to send first.
+        self.writer: DirectWriter | None = None
+        self.unsent: memoryview | None = None
 
     def park(self) -> Awaitable[object]:
         """Block the calling stream until ``wake``: await the result at once. (Not an
@@ -213,6 +242,45 @@ class Hub(Fanout[Client]):
                 await trio.lowlevel.cancel_shielded_checkpoint()
             self.flush()
             last_flush = trio.current_time()
+
+    def flush(self) -> None:
+        """Release every client with news. A parked stream whose news is small is
+        written to right here (``DirectWriter``) and stays parked; the others are woken
+        and send it themselves. At 100 clients on one agent this is most of a flush's
+        work, and the frame is built once for all whose news is the same runs."""
+        due, self._due = self._due, []
+        if not due:
+            return
+        now = trio.current_time()
+        ping_interval = self.limits.ping_interval
+        last_runs: Sequence[Published] = ()
+        last_global = False
+        framed = b""
+        for client in due:
+            client.queued = False
+            client.released = True
+            writer = client.writer
+            if writer is None or client.task is None or not writer.ready():
+                client.wake()
+                continue
+            runs = client.take_plain(SEND_NOW_BYTES)
+            if runs is None:
+                client.wake()
+                continue
+            use_global = client.agent is None
+            if runs != last_runs or use_global != last_global:
+                framed = writer.frame(b"".join([run.wire(use_global) for run in runs]))
+                last_runs, last_global = runs, use_global
+            written = writer.write_now(framed)
+            client.sent()
+            if written == len(framed):
+                client.ping_at = now + ping_interval
+                continue
+            if written < 0:
+                client.move(Transition.DISCONNECT)  # the connection is closed
+            else:
+                client.unsent = memoryview(framed)[written:]
+            client.wake()
 
     def _abort_flusher(self, _: object) -> trio.lowlevel.Abort:
         self._flusher = None

@@ -261,6 +261,27 @@ class FanoutClient:
         self.released = bool(self.batches)
         return runs, gap
 
+    def take_plain(self, max_bytes: int) -> Sequence[Published] | None:
+        """Everything buffered, for a send made on the spot by the hub's flush, or None
+        when the stream must make it itself: it is not plainly streaming, some events
+        were lost (the gap goes first), a run completes its agent (the stream ends after
+        it), or the runs may come to more than ``max_bytes`` on the wire (their
+        ``size``, an upper bound). Taken as ``take`` takes: held until ``sent``."""
+        batches = self.batches
+        if not batches or self._missed or self.state is not STREAMING:
+            return None
+        size = 0
+        for run in batches:
+            size += run.size
+            if size > max_bytes or run.completes:
+                return None
+        self._let_go_in_flight()
+        self.in_flight = runs = list(batches)
+        self.batches = None
+        self.buffered = 0
+        self.released = False
+        return runs
+
     def sent(self) -> None:
         """The send of what ``take`` gave is over: let it go."""
         self._let_go_in_flight()
