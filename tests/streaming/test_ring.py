@@ -31,6 +31,46 @@ def test_run_wire_is_the_events_wires_joined() -> None:
     assert data == {"type": "session", "line_num": 1, "key": "model", "value": "o3"}
 
 
+# Lines as agents write them, and worse: quotes, backslashes, '","' itself, control
+# characters, broken and truncated UTF-8, empty lines. Never a newline (a line has none).
+_LINE_BYTES = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b'","', b'"', b"\\", b'\\","', b"\xe2\x82", b"\xac", b"\x00\x1f"]),
+).map(lambda b: b.replace(b"\n", b""))
+
+
+@given(
+    lines=st.lists(_LINE_BYTES, min_size=1, max_size=30),
+    seq=st.integers(1, 10**12),
+    gseq=st.integers(1, 10**12),
+    line_num=st.integers(1, 10**9),
+)
+def test_a_runs_frames_are_its_events_frames_whatever_the_lines(
+    lines: list[bytes], seq: int, gseq: int, line_num: int
+) -> None:
+    """The frames of a run are built for all its lines at once (``_encode_lines``), by
+    cutting one JSON list apart: byte for byte what each line's own event gives."""
+    run = Published.of_lines("agent-1", seq, gseq, lines, "stdout", line_num)
+    twin = Published.of_lines("agent-1", seq, gseq, lines, "stdout", line_num)
+    twin.created = run.created
+    assert run.wire() == b"".join(e.wire() for e in twin.events())
+    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
+
+
+def test_a_runs_frames_hold_as_many_events_as_its_records() -> None:
+    from trio_wrapper.extract import Error, Response
+    from trio_wrapper.extract.found import Found
+
+    found = Found.of([Response(n, f'said "{n}",\n"x"') for n in range(1, 6)] + [Error(9, "e", "s")])
+    run = Published.of_records("a", 3, 30, found)
+    twin = Published.of_records("a", 3, 30, found)
+    twin.created = run.created
+    assert run.wire(True) == b"".join(e.global_wire() for e in twin.events())
+    assert run.wire(True).count(b"\n\nid: ") == 5
+    assert [int(x.split(b"\n")[0]) for x in run.wire().split(b"id: ")[1:]] == list(range(3, 9))
+
+
 def ring_of(first: int, last: int, capacity: int, run_size: int = 3) -> EventRing:
     ring = EventRing(capacity)
     for start in range(first, last + 1, run_size):
