@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
+
 from trio_wrapper.extract.found import Found
-from trio_wrapper.extract.records import CodeBlock, Error, Metric
+from trio_wrapper.extract.records import CodeBlock, Error, Metric, Response
 from trio_wrapper.extract.store import ExtractionStore
 from trio_wrapper.history.events import EventsFile, read_events, read_records
 from trio_wrapper.history.runfiles import list_runs, read_run, stamp_key
@@ -123,3 +125,21 @@ def test_read_events_numbers_lines_in_file_order(tmp_path: Path) -> None:
     after, _ = read_events(path, after=3, last=10)
     assert [e.seq for e in after] == [4, 5]
     assert read_events(tmp_path / "absent") == ([], 0)
+
+
+def test_every_record_of_a_batch_is_stamped_on_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "run-events.jsonl"
+    tricky = 'a record that says {"type":"metric"} and\n{"type": on a new line'
+    records = [Response(1, tricky), Metric(2, "tokens", 10, "tokens"), Error(3, tricky, "x")]
+    events = EventsFile(path)
+    events.write_records(Found.of(records).data)
+    events.write_records(Found.of(records[1:2]).data)
+    events.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 4
+    decoded = [json.loads(line) for line in lines]
+    assert all(line.startswith(b'{"timestamp":"') for line in lines)
+    assert [d.pop("timestamp")[:2] for d in decoded] == ["20"] * 4
+    assert decoded[0] == {"type": "response", "line_num": 1, "text": tricky}
+    assert decoded[2]["message"] == tricky
+    assert decoded[1] == decoded[3] == json.loads(msgspec.json.encode(records[1]))
