@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -242,3 +243,63 @@ async def test_a_direct_write_waits_for_hypercorns_own_write(
 
 async def _record(send: Callable[[bytes], Awaitable[bool]], data: bytes, done: list[bool]) -> None:
     done.append(await send(data))
+
+
+async def test_a_client_that_falls_behind_gets_every_chunk_whole_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's flush writes small news itself, and what a full socket does not take goes
+    from the stream's task: with a client that stops reading for a while (a small receive
+    buffer), the body must still be chunked correctly, every event once, in order."""
+    partial: list[tuple[int, int]] = []
+    original_now = direct_body.DirectBody.write_now
+
+    def recorded(self: direct_body.DirectBody, framed: bytes) -> int:
+        written = original_now(self, framed)
+        if written != len(framed):
+            partial.append((written, len(framed)))
+        return written
+
+    monkeypatch.setattr(direct_body.DirectBody, "write_now", recorded)
+    lines = 3000
+    printer = [
+        sys.executable,
+        "-c",
+        "import sys, time\n"
+        f"for i in range({lines}):\n"
+        "    print(f'{i:05d} ' + 'x' * 300, flush=True)\n"
+        "    if i % 10 == 0: time.sleep(0.001)\n",
+    ]
+    async with live_server(tmp_path) as live:
+        await live.supervisor.start(AgentSpec("slow", printer))
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await sock.connect(("127.0.0.1", live.port))
+        stream = trio.SocketStream(sock)
+        async with stream:
+            await stream.send_all(
+                b"GET /api/agents/slow/stream?history=10000 HTTP/1.1\r\n"
+                b"Host: 127.0.0.1\r\n\r\n"
+            )
+            await trio.sleep(1.5)  # not reading: the daemon's socket fills
+            received = b""
+            with trio.fail_after(30):
+                while not received.endswith(b"0\r\n\r\n"):
+                    received += await stream.receive_some(65536)
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(received)
+    assert isinstance(client.next_event(), h11.Response)
+    body = b""
+    while isinstance(event := client.next_event(), h11.Data):
+        body += event.data
+    assert isinstance(event, h11.EndOfMessage)  # every chunk framed right, to the end
+    events = [block for block in body.split(b"\n\n") if block.strip()]
+    logs = [
+        json.loads(e.split(b"data: ", 1)[1])["data"]["line"] for e in events if b"event: log" in e
+    ]
+    assert [int(line[:5]) for line in logs] == list(range(lines))
+    assert b"event: gap" not in body
+    assert b"event: complete" in events[-1]
+    assert partial, "the socket never filled: the test did not test the rest's path"
