@@ -278,8 +278,7 @@ async def test_a_client_that_falls_behind_gets_every_chunk_whole_and_in_order(
         stream = trio.SocketStream(sock)
         async with stream:
             await stream.send_all(
-                b"GET /api/agents/slow/stream?history=10000 HTTP/1.1\r\n"
-                b"Host: 127.0.0.1\r\n\r\n"
+                b"GET /api/agents/slow/stream?history=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             )
             await trio.sleep(1.5)  # not reading: the daemon's socket fills
             received = b""
