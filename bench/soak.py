@@ -440,15 +440,22 @@ class Soak:
                 route, path = "GET /api/agents/<name>/stream", f"/api/agents/{name}/stream"
             else:
                 route, path = "GET /api/events", "/api/events"
+            started = trio.current_time()
+            got = 0
             with trio.move_on_after(rng.uniform(0.2, 3.0)):
                 try:
                     async with client.stream("GET", path) as response:
                         self.tally.record(route, response.status_code)
                         self.tally.sse_connections += 1
                         async for chunk in response.aiter_raw():
+                            got += len(chunk)
                             self.tally.sse_bytes += len(chunk)
                 except httpx.HTTPError as exc:
                     self.tally.errors[f"{route} {type(exc).__name__}"] += 1
+                    self.tally.error_details.append(
+                        f"GET {path}: {exc!r} after {trio.current_time() - started:.1f} s"
+                        f" and {got:,} bytes"
+                    )
             await trio.sleep(rng.uniform(0.0, 0.3))
 
     async def traffic(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
