@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -9,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_wrapper.core.lines import (
+    COUNT_BY_TABLE_FROM,
+    COUNT_PIECE_BYTES,
     Lines,
     LineSplitter,
     _has_line_over,
@@ -232,7 +235,33 @@ def test_count_newlines_counts_what_bytes_count_counts(data: bytes, skip: int) -
 
 
 def test_count_newlines_on_the_sizes_simd_code_splits_at() -> None:
-    for size in (0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 4097, 1 << 20):
+    sizes = (0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 4097, 1 << 20)
+    # Where the counting changes ways, and where the lookup-table way cuts its pieces.
+    edges = (COUNT_BY_TABLE_FROM, COUNT_PIECE_BYTES, 2 * COUNT_PIECE_BYTES)
+    for size in (*sizes, *(edge + delta for edge in edges for delta in (-1, 0, 1))):
         assert count_newlines(b"\n" * size) == size
         assert count_newlines(b"x\n" * size) == size
         assert count_newlines(b"x" * size) == 0
+        assert count_newlines(bytearray(b"\nx" * size)) == size
+
+
+# Bytes below 64 become newlines: about a quarter of the bytes, lines of 4 on average.
+_DENSE = bytes(0x0A if byte < 64 else byte for byte in range(256))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    size=st.integers(min_value=COUNT_BY_TABLE_FROM - 3, max_value=2 * COUNT_PIECE_BYTES + 99),
+    skip=st.integers(min_value=0, max_value=70),
+)
+def test_count_newlines_by_table_counts_what_bytes_count_counts(
+    seed: int, size: int, skip: int
+) -> None:
+    """The lookup-table way (big data): every byte value around the newlines, any length
+    across its pieces, a view starting anywhere, dense and sparse and no newlines."""
+    base = random.Random(seed).randbytes(size)  # about one byte in 256 a newline
+    for data in (base, base.translate(_DENSE), base.replace(b"\n", b"")):
+        assert count_newlines(data) == data.count(b"\n")
+        assert count_newlines(memoryview(data)[skip:]) == data[skip:].count(b"\n")
+        assert count_newlines(bytearray(data)) == data.count(b"\n")
