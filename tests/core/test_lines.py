@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from trio_wrapper.core.lines import (
     COUNT_BY_TABLE_FROM,
     COUNT_PIECE_BYTES,
+    LONG_LINE_BYTES,
     Lines,
     LineSplitter,
     _has_line_over,
@@ -258,10 +259,14 @@ _DENSE = bytes(0x0A if byte < 64 else byte for byte in range(256))
 def test_count_newlines_by_table_counts_what_bytes_count_counts(
     seed: int, size: int, skip: int
 ) -> None:
-    """The lookup-table way (big data): every byte value around the newlines, any length
-    across its pieces, a view starting anywhere, dense and sparse and no newlines."""
+    """Big data, both ways (the lookup table for short lines, StringZilla's count when the
+    first 8 KiB are long lines): every byte value around the newlines, any length across
+    the table's pieces, a view starting anywhere, dense, sparse and no newlines, and a
+    start unlike the rest."""
     base = random.Random(seed).randbytes(size)  # about one byte in 256 a newline
-    for data in (base, base.translate(_DENSE), base.replace(b"\n", b"")):
+    dense = base.translate(_DENSE)
+    long_head = b"x" * LONG_LINE_BYTES * 40 + b"\n"
+    for data in (base, dense, base.replace(b"\n", b""), long_head + dense, dense[:9000] + base):
         assert count_newlines(data) == data.count(b"\n")
         assert count_newlines(memoryview(data)[skip:]) == data[skip:].count(b"\n")
         assert count_newlines(bytearray(data)) == data.count(b"\n")
