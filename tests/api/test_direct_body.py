@@ -262,10 +262,15 @@ async def test_a_client_that_falls_behind_gets_every_chunk_whole_and_in_order(
 
     monkeypatch.setattr(direct_body.DirectBody, "write_now", recorded)
     lines = 3000
+    # The child prints once the stream is open: lines printed before would be replayed by
+    # the stream's task, which could fill the socket itself, and the flush's own writes
+    # (the path under test) would then never meet a full socket.
+    go = tmp_path / "go"
     printer = [
         sys.executable,
         "-c",
-        "import sys, time\n"
+        "import os, sys, time\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.005)\n"
         f"for i in range({lines}):\n"
         "    print(f'{i:05d} ' + 'x' * 300, flush=True)\n"
         "    if i % 10 == 0: time.sleep(0.001)\n",
@@ -280,8 +285,10 @@ async def test_a_client_that_falls_behind_gets_every_chunk_whole_and_in_order(
             await stream.send_all(
                 b"GET /api/agents/slow/stream?history=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             )
+            with trio.fail_after(10):
+                received = await stream.receive_some(65536)  # the head: the stream is open
+            go.touch()
             await trio.sleep(1.5)  # not reading: the daemon's socket fills
-            received = b""
             with trio.fail_after(30):
                 while not received.endswith(b"0\r\n\r\n"):
                     received += await stream.receive_some(65536)
