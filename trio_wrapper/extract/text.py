@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from trio_wrapper.extract.base import error_line
+from trio_wrapper.extract.base import error_line, is_error_line
 from trio_wrapper.extract.candidates import CandidateLines
 from trio_wrapper.extract.numbers import parse_number
 from trio_wrapper.extract.records import (
@@ -88,6 +88,21 @@ _CANDIDATE = CandidateLines(
     r")"
 )
 _TIMESTAMP = re.compile(r"\[\d{4}-\d\d-\d\d[T ][^\]]*\] ")
+# Tests run before a pattern, each true of every line the pattern can match (so a line
+# that fails one cannot match): a set lookup or a substring search costs a tenth of a
+# failed match, and most lines looked at fail most patterns. Checked against the
+# patterns by tests/extract/test_text_prechecks.py.
+#
+# _EVENT: the first character of each alternative, but an MCP tool's result line
+# ("server.tool(args) success in 12ms:"), which holds one of _MCP_RESULTS instead.
+_EVENT_FIRST: Final = frozenset("tfmEwdO-cae\U0001f310")
+_MCP_RESULTS: Final = (") success in ", ") failed in ")
+# _FILE_LINE: the first letter of its verbs (none is one that another script's letter
+# matches case-insensitively: only i, k and s have such), after an optional bullet.
+_FILE_VERB_FIRST: Final = frozenset("cwamuedrfCWAMUEDRF")
+_BULLETS: Final = frozenset("\u2022*-")
+# _EXEC_DONE: the status after the working directory (_EXEC_GLUED: the glued "exec").
+_DONE_MARKS: Final = (" succeeded in ", " exited ")
 # Event lines of codex's human output that end whatever block was open.
 _EVENT = re.compile(
     r"tokens used(?::?[ \t]*(?P<tokens>[0-9][0-9,._]*))?[ \t]*"
@@ -214,7 +229,7 @@ class TextExtractor(LineScanner):
     ) -> None:
         if self._try_open_fence(st, line, end, line_num):
             return
-        m = _SESSION_KEY.fullmatch(core)
+        m = _SESSION_KEY.fullmatch(core) if ": " in core else None
         if m is not None:
             out.append(Session(line_num, snake_key(m.group("key")), short(m.group("value"))))
             return
@@ -222,7 +237,7 @@ class TextExtractor(LineScanner):
         if rec is not None:
             out.append(rec)
             return
-        m = _FILE_LINE.fullmatch(core)
+        m = _FILE_LINE.fullmatch(core) if _may_be_file_line(core) else None
         if m is not None:
             verb = (m.group("verb") or m.group("verb2")).lower()
             out.append(
@@ -243,11 +258,11 @@ class TextExtractor(LineScanner):
         if len(core) > MAX_EVENT_LINE:
             st.pending_exec.append((core, line_num))
             return True
-        m = _EXEC_DONE.fullmatch(core)
+        m = _EXEC_DONE.fullmatch(core) if _may_be_done(core) else None
         if m is not None:
             out.append(_tool_call(line_num, m.group("cmd"), m.group("ok"), m.group("code")))
             return True
-        m = _EXEC_GLUED.fullmatch(core)
+        m = _EXEC_GLUED.fullmatch(core) if "exec" in core else None
         if m is not None:
             st.pending_exec.append((m.group("cmd"), line_num))
             st.expect = EXPECT_COMMAND
@@ -292,8 +307,10 @@ class TextExtractor(LineScanner):
                 self._end_block(st, text, start, out)
                 st.block = EXEC_OUT
                 return True
-        if st.block == EXEC_OUT and error_line(word, line_num, "tool") is not None:
+        if st.block == EXEC_OUT and is_error_line(word):
             return False  # a compiler's "warning: …" is the command's output, not codex's
+        if not _may_be_event(word):
+            return False
         m = _EVENT.fullmatch(word)
         if m is None:
             return False
@@ -392,6 +409,24 @@ def _tool_call(line_num: int, command: str, ok: str | None, code: str | None) ->
 
 def _error(line_num: int, message: str, source: str) -> Record:
     return Error(line_num, short(message), source)
+
+
+def _may_be_event(word: str) -> bool:
+    """False for a line _EVENT cannot match (see _EVENT_FIRST)."""
+    return word[:1] in _EVENT_FIRST or _MCP_RESULTS[0] in word or _MCP_RESULTS[1] in word
+
+
+def _may_be_done(core: str) -> bool:
+    """False for a line _EXEC_DONE cannot match (see _DONE_MARKS)."""
+    return _DONE_MARKS[0] in core or _DONE_MARKS[1] in core
+
+
+def _may_be_file_line(core: str) -> bool:
+    """False for a line _FILE_LINE cannot match (see _FILE_VERB_FIRST)."""
+    first = core[:1]
+    if first in _BULLETS:
+        return core[1:2] == " " and core[2:3] in _FILE_VERB_FIRST
+    return first in _FILE_VERB_FIRST
 
 
 def _looks_like_path(path: str) -> bool:
