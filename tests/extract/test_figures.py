@@ -19,7 +19,16 @@ from trio_wrapper.extract.figures import (
     condense,
 )
 from trio_wrapper.extract.found import Found
-from trio_wrapper.extract.records import FileOp, Metric, Record, Response, Session
+from trio_wrapper.extract.records import (
+    Error,
+    FileOp,
+    Metric,
+    Record,
+    Response,
+    Session,
+    State,
+    ToolCall,
+)
 from trio_wrapper.history.usage import UsageTally
 
 KEYS = [
@@ -64,6 +73,21 @@ def test_condensed_batches_tally_as_every_record_one_by_one(
                 one_by_one.add_figure(record)
         # After every batch, not only at the end: the daemon books what each one grew by.
         assert state(condensed) == state(one_by_one)
+
+
+@given(
+    records=st.lists(
+        RECORDS
+        | st.builds(State, st.integers(1, 9), st.just("thinking"), st.just(""))
+        | st.builds(ToolCall, st.integers(1, 9), st.just("Bash"), st.just("ls"), st.just("started"))
+        | st.builds(Error, st.integers(1, 9), st.just("boom"), st.just("tool")),
+        max_size=40,
+    )
+)
+def test_a_batch_is_condensed_as_its_usage_records_alone(records: list[Record]) -> None:
+    """``Found.of`` hands ``condense`` only the kinds it reads (picked out in C): the
+    same figures as condensing the whole batch."""
+    assert list(Found.of(records).usage) == condense(records)
 
 
 def test_condensing_leaves_the_batchs_records_as_they_were() -> None:
