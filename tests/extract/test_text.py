@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from trio_wrapper.extract import Record, make_extractor, record_type
 from trio_wrapper.extract.ansi import strip_ansi
 from trio_wrapper.extract.numbers import parse_number
+from trio_wrapper.extract.records import MAX_LONG_TEXT, CodeBlock
 
 
 def run(text: str, fmt: str = "text", stream: str = "stderr") -> list[tuple[Any, ...]]:
@@ -172,6 +173,26 @@ def test_code_block_across_batches_and_in_code_block_flag() -> None:
     assert [msgspec.structs.astuple(r) for r in got] == [
         (1, "py", 3, "a = 1\nerror: inside a code block is code\n")
     ]
+
+
+@pytest.mark.parametrize("per_batch", [None, 7])
+def test_a_long_code_block_keeps_its_first_characters(per_batch: int | None) -> None:
+    # 60 lines of 5,000 characters: more than MAX_LONG_TEXT, whether the block is closed
+    # in the batch that opened it or its lines came in batches of 7.
+    lines = [b"```txt", *[b"\xc3\xa9" * 5_000 for _ in range(60)], b"```"]
+    step = per_batch or len(lines)
+    ex = make_extractor("text")
+    got: list[Record] = []
+    for lo in range(0, len(lines), step):
+        got += ex.feed(lines[lo : lo + step], lo + 1, "stdout")
+    got += ex.finish()
+    assert [(r.line_num, r.line_count) for r in got if isinstance(r, CodeBlock)] == [(1, 60)]
+    block = got[0]
+    assert isinstance(block, CodeBlock)
+    assert len(block.content) == MAX_LONG_TEXT
+    assert block.content == ("\u00e9" * 5_000 + "\n") * (MAX_LONG_TEXT // 5_001) + "\u00e9" * (
+        MAX_LONG_TEXT % 5_001
+    )
 
 
 @pytest.mark.parametrize(
@@ -409,6 +430,7 @@ def test_aider_older_and_cached_token_lines() -> None:
                 "```py",
                 "```",
                 "x = 1",
+                "naïve — ✓ 日本",
                 "",
                 "tokens used",
                 "1,000",

@@ -61,6 +61,13 @@ class Body:
 
     def close(self, text: bytes, line_start: int) -> tuple[str, int]:
         """End the body before the line starting at ``line_start``; (text, line count)."""
+        if not self.parts:
+            # All of it is in this batch (most bodies): one slice, decoded as it is.
+            self.is_open = False
+            if line_start <= self.start:
+                return "", 0
+            region = text[self.start : line_start - 1]
+            return region.decode("utf-8", "replace")[:MAX_LONG_TEXT], region.count(b"\n") + 1
         if line_start > self.start:
             self._add(text[self.start : line_start - 1])
         return self.finish()
@@ -178,7 +185,10 @@ class LineScanner:
             end = text.find(b"\n", start)
             if end < 0:
                 end = size
-            idx += text.count(b"\n", counted, start)
+            if start == pos and start > 1:
+                idx += 1  # the line right after the last one looked at
+            else:
+                idx += text.count(b"\n", counted, start)
             counted = start
             line = text[start:end].decode("utf-8", "replace")
             if st.fence is not None:
