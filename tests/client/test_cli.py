@@ -66,15 +66,24 @@ class Env:
         return run_cli(args, {**base, **(env or {})}, self.workdir, stdin)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
+        """``trio-wrapper ARGS`` left running, with Ctrl-C at its default as in a terminal.
+
+        A suite started in the background by a script runs with SIGINT ignored, and a child
+        inherits an ignored signal (Python then leaves it ignored): a Ctrl-C test could not
+        interrupt it. A handled one is reset to the default in the child."""
         env = clean_environ({"TRIO_WRAPPER_URL": self.daemon.url, "TRIO_WRAPPER_AUTH_TOKEN": TOKEN})
-        return subprocess.Popen(
-            [*daemon_command(), *args],
-            env=env,
-            cwd=self.workdir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return subprocess.Popen(
+                [*daemon_command(), *args],
+                env=env,
+                cwd=self.workdir,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def agent(self, name: str) -> dict[str, Any]:
         answer = self.http.get(f"/api/agents/{name}")
