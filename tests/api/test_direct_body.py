@@ -22,6 +22,7 @@ from httpx_sse import aconnect_sse
 from tests.helpers import wait_for
 from tests.live import ECHO, live_server, run_echo
 from trio_wrapper.api import direct_body
+from trio_wrapper.runtime import hub
 from trio_wrapper.runtime.agent import AgentSpec
 
 
@@ -261,6 +262,11 @@ async def test_a_client_that_falls_behind_gets_every_chunk_whole_and_in_order(
         return written
 
     monkeypatch.setattr(direct_body.DirectBody, "write_now", recorded)
+    # News bigger than SEND_NOW_BYTES is sent by the stream's task, not the flush. On a
+    # loaded machine a late flush finds more than 64 KiB waiting, and the socket would
+    # then fill in that send instead, missing the path under test; so the flush takes
+    # everything here, whatever its size, until the socket is full.
+    monkeypatch.setattr(hub, "SEND_NOW_BYTES", 1 << 30)
     lines = 3000
     # The child prints once the stream is open: lines printed before would be replayed by
     # the stream's task, which could fill the socket itself, and the flush's own writes
